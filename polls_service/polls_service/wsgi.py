@@ -1,0 +1,9 @@
+"""WSGI entry point of polls_service: `gunicorn polls_service.wsgi:application`."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polls_service.settings")
+
+application = get_wsgi_application()

@@ -1,0 +1,299 @@
+"""Settings every service shares, read from the environment with safe development defaults.
+
+A service's settings module stays short and says only what is its own::
+
+    from servicekit.settings import env, common_settings
+
+    globals().update(common_settings(
+        service="polls",
+        base_dir=BASE_DIR,
+        database_env="POLLS_DATABASE_URL",
+        apps=["polls", "accounts"],
+        urlconf="polls_service.urls",
+    ))
+
+Configuration comes from one ``env`` object (django-environ). A ``.env`` file at the repository root
+is read when present; real environment variables win over it. ``.env.example`` documents them all.
+
+Embedded defaults (nothing configured): one SQLite file per service under ``RUN_DIR``, kombu's
+filesystem broker shared under ``RUN_DIR/broker`` and a file-based cache per service, so several
+processes cooperate without any server. With ``*_DATABASE_URL``, ``REDIS_URL`` and ``BROKER_URL``
+set, the real PostgreSQL, Redis and RabbitMQ are used.
+
+``DJANGO_ENV=production`` refuses to start without a real secret key or with ``DJANGO_DEBUG`` on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+env = environ.Env()
+
+INSECURE_DEV_SECRET = "django-insecure-development-only-never-use-in-production"
+
+
+def repo_root(base_dir: Path) -> Path:
+    """The repository (or image) root: the parent of a service's directory."""
+    return Path(base_dir).resolve().parent
+
+
+def load_dotenv(base_dir: Path) -> None:
+    """Read ``<repo root>/.env`` into the environment if it exists; set variables are never overridden."""
+    dotenv = repo_root(base_dir) / ".env"
+    if dotenv.is_file():
+        environ.Env.read_env(str(dotenv), overwrite=False)
+
+
+def run_dir(base_dir: Path) -> Path:
+    """Where runtime state lives (SQLite files, broker folders, dev secrets, pid files)."""
+    return Path(env.str("RUN_DIR", default=str(repo_root(base_dir) / ".run")))
+
+
+def secret_key(*, production: bool, run: Path) -> str:
+    """The Django secret key: required and strong in production, a generated dev file or placeholder otherwise."""
+    key = env.str("DJANGO_SECRET_KEY", default="")
+    if production:
+        if not key or key == INSECURE_DEV_SECRET or key.startswith("django-insecure") or len(key) < 50:
+            raise ImproperlyConfigured(
+                "DJANGO_SECRET_KEY must be set to a random value of at least 50 characters in production."
+            )
+        return key
+    if key:
+        return key
+    generated = run / "secrets" / "django_secret_key"
+    if generated.is_file():
+        return generated.read_text().strip()
+    return INSECURE_DEV_SECRET
+
+
+def database(*, database_env: str, service: str, run: Path) -> dict[str, Any]:
+    """The service's own database: ``<SERVICE>_DATABASE_URL`` or one SQLite file under ``RUN_DIR``."""
+    config = env.db_url(database_env, default=f"sqlite:///{run / f'{service}.sqlite3'}")
+    engine = config["ENGINE"]
+    if engine == "django.db.backends.postgresql":
+        # Persistent connections suit gunicorn's sync workers; health checks drop dead ones.
+        config.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+        config["CONN_HEALTH_CHECKS"] = True
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    elif engine == "django.db.backends.sqlite3":
+        # Several processes (web workers, Celery) share the file: WAL and immediate transactions
+        # avoid "database is locked" under concurrent writers.
+        config["OPTIONS"] = {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    return config
+
+
+def cache(*, service: str, run: Path) -> dict[str, Any]:
+    """Redis when ``REDIS_URL`` is set, else a file cache that every process of the service shares."""
+    redis_url = env.str("REDIS_URL", default="")
+    if redis_url:
+        return {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default=service),
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        }
+    return {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(run / "cache" / service),
+        "KEY_PREFIX": service,
+    }
+
+
+def broker(*, run: Path) -> tuple[str, dict[str, Any]]:
+    """The Celery broker URL and transport options: ``BROKER_URL`` or kombu's filesystem transport."""
+    url = env.str("BROKER_URL", default="")
+    if url:
+        return url, {"confirm_publish": True} if url.startswith(("amqp", "pyamqp")) else {}
+    folder = run / "broker"
+    for sub in ("queue", "processed", "control"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+    }
+
+
+def describe_backends(databases: dict[str, Any], caches: dict[str, Any], broker_url: str) -> dict[str, str]:
+    """One word per backend, for start-up banners and ``/readyz`` (never includes credentials)."""
+    engine = databases["default"]["ENGINE"].rsplit(".", 1)[-1]
+    cache_backend = "redis" if "redis" in caches["default"]["BACKEND"].lower() else "file"
+    broker_kind = broker_url.split("://", 1)[0]
+    return {"database": engine, "cache": cache_backend, "broker": broker_kind}
+
+
+def common_settings(
+    *,
+    service: str,
+    base_dir: Path,
+    database_env: str,
+    apps: list[str],
+    urlconf: str,
+) -> dict[str, Any]:
+    """All settings a service shares with the others, as a dict for ``globals().update(...)``.
+
+    ``service`` is the public name used in paths (``/admin/<service>/``, ``/static/<service>/``,
+    ``/api/schema/<service>/``) and in logs and metrics.
+    """
+    load_dotenv(base_dir)
+    run = run_dir(base_dir)
+    run.mkdir(parents=True, exist_ok=True)
+
+    production = env.str("DJANGO_ENV", default="development") == "production"
+    debug = env.bool("DJANGO_DEBUG", default=False)
+    if production and debug:
+        raise ImproperlyConfigured("DJANGO_DEBUG must be off when DJANGO_ENV=production.")
+
+    databases = {"default": database(database_env=database_env, service=service, run=run)}
+    caches = {"default": cache(service=service, run=run)}
+    broker_url, broker_options = broker(run=run)
+    max_body = env.int("MAX_BODY_BYTES", default=64 * 1024)
+
+    return {
+        # --- Core -------------------------------------------------------------------------------
+        "BASE_DIR": Path(base_dir),
+        "RUN_DIR": run,
+        "SECRET_KEY": secret_key(production=production, run=run),
+        "DEBUG": debug,
+        "ALLOWED_HOSTS": env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"]),
+        "ROOT_URLCONF": urlconf,
+        "WSGI_APPLICATION": f"{urlconf.split('.')[0]}.wsgi.application",
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+        "LANGUAGE_CODE": "en-us",
+        "TIME_ZONE": "UTC",
+        "USE_I18N": False,
+        "USE_TZ": True,
+        # --- Applications and middleware ------------------------------------------------------------
+        "INSTALLED_APPS": [
+            "django.contrib.admin",
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "django.contrib.staticfiles",
+            "rest_framework",
+            "django_filters",
+            "drf_spectacular",
+            "drf_spectacular_sidecar",
+            "servicekit",
+            *apps,
+        ],
+        "MIDDLEWARE": [
+            # Request id first so every later log line and error carries it.
+            "servicekit.logging.RequestIdMiddleware",
+            "servicekit.metrics.MetricsMiddleware",
+            "django.middleware.security.SecurityMiddleware",
+            "whitenoise.middleware.WhiteNoiseMiddleware",
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+            "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        ],
+        "TEMPLATES": [
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "DIRS": [],
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        # --- Data stores ------------------------------------------------------------------------------
+        "DATABASES": databases,
+        "CACHES": caches,
+        "SERVICE_BACKENDS": describe_backends(databases, caches, broker_url),
+        # --- Behind the gateway -----------------------------------------------------------------------
+        # Every service serves its pages under its own prefix, so cookies must not collide on one host.
+        "USE_X_FORWARDED_HOST": True,
+        "USE_X_FORWARDED_PORT": True,
+        "SESSION_COOKIE_NAME": f"{service}_sessionid",
+        "CSRF_COOKIE_NAME": f"{service}_csrftoken",
+        "SESSION_COOKIE_PATH": f"/admin/{service}/",
+        "CSRF_COOKIE_PATH": f"/admin/{service}/",
+        "CSRF_TRUSTED_ORIGINS": env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[]),
+        "SESSION_COOKIE_SECURE": production,
+        "CSRF_COOKIE_SECURE": production,
+        "STATIC_URL": f"/static/{service}/",
+        "STATIC_ROOT": run / "static" / service,
+        "DATA_UPLOAD_MAX_MEMORY_SIZE": max_body,
+        "FILE_UPLOAD_MAX_MEMORY_SIZE": max_body,
+        # --- Celery -----------------------------------------------------------------------------------
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_BROKER_TRANSPORT_OPTIONS": broker_options,
+        "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
+        "CELERY_TASK_IGNORE_RESULT": True,
+        "CELERY_RESULT_BACKEND": None,
+        "CELERY_TASK_SERIALIZER": "json",
+        "CELERY_ACCEPT_CONTENT": ["json"],
+        "CELERY_TIMEZONE": "UTC",
+        "CELERY_WORKER_HIJACK_ROOT_LOGGER": False,
+        "CELERY_TASK_DEFAULT_QUEUE": f"{service}.default",
+        "CELERY_BEAT_SCHEDULE_FILENAME": str(run / f"celerybeat-{service}"),
+        # --- REST framework and OpenAPI ---------------------------------------------------------------
+        "REST_FRAMEWORK": {
+            "EXCEPTION_HANDLER": "servicekit.errors.problem_exception_handler",
+            "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+            "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+            "DEFAULT_AUTHENTICATION_CLASSES": [],
+            "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+            "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+            "UNAUTHENTICATED_USER": None,
+        },
+        "SPECTACULAR_SETTINGS": {
+            "TITLE": f"{service} service API",
+            "SERVE_INCLUDE_SCHEMA": False,
+            "SWAGGER_UI_DIST": "SIDECAR",
+            "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+            "REDOC_DIST": "SIDECAR",
+        },
+        # --- Observability ----------------------------------------------------------------------------
+        "LOGGING": logging_config(service=service, level=env.str("LOG_LEVEL", default="INFO")),
+        "SERVICEKIT": {"SERVICE_NAME": service, "MAX_BODY_BYTES": max_body},
+        # --- Production hardening ---------------------------------------------------------------------
+        "SECURE_CONTENT_TYPE_NOSNIFF": True,
+        "X_FRAME_OPTIONS": "DENY",
+        "CSRF_FAILURE_VIEW": "servicekit.errors.csrf_failure",
+        "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https"),
+    }
+
+
+def logging_config(*, service: str, level: str) -> dict[str, Any]:
+    """JSON lines on stderr, each with the service name and the current request id."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": "servicekit.logging.ContextFilter", "service": service}},
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+                "timestamp": False,
+            }
+        },
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"]}},
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {
+            "django.server": {"level": "WARNING"},
+            # 4xx are answered as problem+json and counted in metrics; Django's per-request warning
+            # would duplicate every one of them in the logs.
+            "django.request": {"level": "ERROR"},
+        },
+    }
