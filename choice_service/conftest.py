@@ -1,0 +1,5 @@
+"""Points this service's suite at real PostgreSQL, Redis and RabbitMQ on localhost (see servicekit.testing)."""
+
+from servicekit.testing import configure_test_environment
+
+configure_test_environment(project="choice_service", database_env="CHOICE_DATABASE_URL", database="choices")
