@@ -202,8 +202,9 @@ def problem_response(request: HttpRequest, status_code: int, detail: str, code: 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     if isinstance(exception, RequestDataTooBig):
-        return problem_response(request, 413, "The request body is larger than this service accepts.",
-                                "payload-too-large")
+        return problem_response(
+            request, 413, "The request body is larger than this service accepts.", "payload-too-large"
+        )
     return problem_response(request, 400, "The request was rejected as malformed.")
 
 

@@ -84,8 +84,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
     failed = [name for name, result in checks.items() if result != "ok"]
     backends = getattr(settings, "SERVICE_BACKENDS", {})
     if not failed:
-        return JsonResponse({"status": "ok", "service": servicekit_settings.SERVICE_NAME, "checks": checks,
-                             "backends": backends})
+        return JsonResponse(
+            {"status": "ok", "service": servicekit_settings.SERVICE_NAME, "checks": checks, "backends": backends}
+        )
     body = problem_body(
         status_code=503,
         detail="Not ready: " + ", ".join(f"{name} unreachable" for name in failed) + ".",
