@@ -15,3 +15,7 @@ globals().update(
         urlconf="choice_service.urls",
     )
 )
+
+# --- Other services (replica misses, reconciliation) ----------------------------------------------
+POLLS_INTERNAL_URL = env.str("POLLS_INTERNAL_URL", default="http://127.0.0.1:8001")
+VOTE_INTERNAL_URL = env.str("VOTE_INTERNAL_URL", default="http://127.0.0.1:8003")

@@ -15,3 +15,9 @@ globals().update(
         urlconf="vote_service.urls",
     )
 )
+
+# --- Other services (replica misses) ----------------------------------------------------------------
+POLLS_INTERNAL_URL = env.str("POLLS_INTERNAL_URL", default="http://127.0.0.1:8001")
+CHOICE_INTERNAL_URL = env.str("CHOICE_INTERNAL_URL", default="http://127.0.0.1:8002")
+# Seconds a computed results document stays cached; writes and events invalidate it sooner.
+RESULTS_CACHE_SECONDS = env.int("RESULTS_CACHE_SECONDS", default=300)

@@ -1,0 +1,56 @@
+"""Reads of choice_service: querysets and plain values, no writes."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import Q, QuerySet
+
+from choices.models import Choice, PollReplica
+from servicekit.principal import Principal
+
+
+def _visible_poll_ids(actor: Principal | None) -> QuerySet:
+    """Polls whose choices the caller may read: every non-draft poll, drafts only for owner or operator."""
+    polls = PollReplica.objects.exclude(status=PollReplica.Status.DELETED)
+    if actor is not None and getattr(actor, "is_operator", False):
+        return polls.values("id")
+    if actor is not None and getattr(actor, "is_authenticated", False):
+        return polls.filter(~Q(status=PollReplica.Status.DRAFT) | Q(owner_id=actor.id)).values("id")
+    return polls.exclude(status=PollReplica.Status.DRAFT).values("id")
+
+
+def choice_list_visible(*, actor: Principal | None, poll_id: uuid.UUID | None = None) -> QuerySet[Choice]:
+    """Choices the caller may read, optionally of one poll, in display order."""
+    choices = Choice.objects.filter(poll_id__in=_visible_poll_ids(actor))
+    if poll_id is not None:
+        choices = choices.filter(poll_id=poll_id)
+    return choices.order_by("position", "created_at", "id")
+
+
+def choice_get_visible(*, actor: Principal | None, choice_id: uuid.UUID) -> Choice | None:
+    return choice_list_visible(actor=actor).filter(pk=choice_id).first()
+
+
+def poll_replica_get(*, poll_id: uuid.UUID) -> PollReplica | None:
+    return PollReplica.objects.filter(pk=poll_id).first()
+
+
+def poll_choices_for_internal(*, poll_id: uuid.UUID) -> list[dict]:
+    """The choices of a poll as other services learn them (``/internal/polls/{id}/choices/``)."""
+    rows = Choice.objects.filter(poll_id=poll_id).order_by("position", "created_at", "id")
+    return [{"id": str(c.id), "text": c.text, "position": c.position} for c in rows]
+
+
+def choice_for_internal(*, choice_id: uuid.UUID) -> dict | None:
+    choice = Choice.objects.filter(pk=choice_id).first()
+    if choice is None:
+        return None
+    return {"id": str(choice.id), "poll_id": str(choice.poll_id), "text": choice.text, "position": choice.position}
+
+
+def can_manage_poll(*, actor: Principal | None, poll: PollReplica) -> bool:
+    """Owner or operator: who may add, edit or remove a poll's choices (in the right state)."""
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return False
+    return bool(getattr(actor, "is_operator", False)) or actor.id == poll.owner_id
