@@ -1,0 +1,115 @@
+// Browse polls: open / closed / my drafts, search, and "load more" following `_links.next`.
+
+import { h, formatDate } from "../dom.js";
+import { href, idFromHref, items, withQuery } from "../hal.js";
+import { busy, errorSlot } from "../ui.js";
+import { noticeBox } from "./auth.js";
+
+const TABS = [
+  { status: "open", label: "Open", empty: "No open polls right now." },
+  { status: "closed", label: "Closed", empty: "No closed polls yet." },
+  { status: "draft", label: "My drafts", empty: "You have no drafts.", signedIn: true },
+];
+
+export function statusBadge(status) {
+  return h("span", { class: `badge status-${status}` }, status === "draft" ? "Draft" : status === "open" ? "Open" : "Closed");
+}
+
+function pollCard(poll) {
+  const id = poll.id ?? idFromHref(href(poll, "self"));
+  const headingId = `poll-${id}`;
+  return h(
+    "li",
+    { class: "poll-card", "aria-labelledby": headingId },
+    h("h3", { id: headingId }, h("a", { href: `#/polls/${encodeURIComponent(id)}` }, poll.question)),
+    h("p", { class: "meta" }, statusBadge(poll.status), " ", poll.created_at ? `Created ${formatDate(poll.created_at)}` : ""),
+    poll.description ? h("p", { class: "description" }, poll.description.length > 200 ? `${poll.description.slice(0, 200)}…` : poll.description) : null,
+  );
+}
+
+export async function listView({ app, container, params }) {
+  const signedIn = app.session.signedIn;
+  const tabs = TABS.filter((t) => !t.signedIn || signedIn);
+  const status = tabs.some((t) => t.status === params.get("status")) ? params.get("status") : "open";
+  const tab = tabs.find((t) => t.status === status);
+  const query = (params.get("q") || "").trim();
+
+  const searchInput = h("input", { id: "search", type: "search", name: "q", autocomplete: "off", maxlength: 200 });
+  searchInput.value = query;
+  const searchForm = h(
+    "form",
+    {
+      class: "search",
+      role: "search",
+      onsubmit: (event) => {
+        event.preventDefault();
+        const q = searchInput.value.trim();
+        app.go(`/polls?status=${status}${q ? `&q=${encodeURIComponent(q)}` : ""}`);
+      },
+    },
+    h("label", { for: "search" }, "Search polls"),
+    h("div", { class: "search-row" }, searchInput, h("button", { type: "submit", class: "button" }, "Search")),
+  );
+
+  const tabList = h(
+    "ul",
+    { class: "tabs", "aria-label": "Poll status" },
+    tabs.map((t) =>
+      h(
+        "li",
+        {},
+        h(
+          "a",
+          { href: `#/polls?status=${t.status}${query ? `&q=${encodeURIComponent(query)}` : ""}`, "aria-current": t.status === status ? "page" : null },
+          t.label,
+        ),
+      ),
+    ),
+  );
+
+  const list = h("ul", { class: "poll-list", "aria-live": "polite" });
+  const summary = h("p", { class: "summary", role: "status" });
+  const moreSlot = errorSlot();
+  const more = h("button", { type: "button", class: "button secondary", hidden: true }, "Load more polls");
+  let nextHref = null;
+  let shown = 0;
+
+  function addPage(page) {
+    const pagePolls = items(page, "polls");
+    for (const poll of pagePolls) list.append(pollCard(poll));
+    shown += pagePolls.length;
+    nextHref = href(page, "next");
+    more.hidden = !nextHref;
+    const total = typeof page.count === "number" ? page.count : null;
+    if (shown === 0) summary.textContent = query ? `No polls match “${query}”.` : tab.empty;
+    else summary.textContent = `Showing ${shown}${total !== null ? ` of ${total}` : ""} ${status === "draft" ? "drafts" : `${status} polls`}${query ? ` matching “${query}”` : ""}.`;
+  }
+
+  more.addEventListener("click", async () => {
+    moreSlot.hide();
+    try {
+      const page = await busy(more, () => app.api.get(nextHref), "Loading…");
+      const before = list.children.length;
+      addPage(page);
+      const firstNew = list.children[before];
+      if (firstNew) firstNew.querySelector("a").focus();
+    } catch (error) {
+      moreSlot.show(error, { retry: () => more.click() });
+    }
+  });
+
+  const pollsHref = app.href("polls");
+  const firstPage = await app.api.get(withQuery(pollsHref, { status, search: query || null }));
+
+  container.append(
+    h("div", { class: "page-head" }, h("h1", {}, "Polls"), signedIn ? h("a", { class: "button", href: "#/polls/new" }, "New poll") : null),
+    noticeBox(app),
+    searchForm,
+    h("nav", { "aria-label": "Poll status" }, tabList),
+    summary,
+    list,
+    moreSlot.el,
+    h("div", { class: "actions" }, more),
+  );
+  addPage(firstPage);
+}

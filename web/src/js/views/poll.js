@@ -1,0 +1,451 @@
+// One poll: details, owner controls (choices, open, close, delete) offered by `_links`, voting
+// (vote, change, retract) and results that update live by polling with ETag / If-None-Match.
+
+import { ApiError, NetworkError } from "../api.js";
+import { h, clear, formatDate } from "../dom.js";
+import { href, idFromHref, items, link, method, withQuery } from "../hal.js";
+import { resultRows, reorderPlan, sortChoices } from "../results.js";
+import { busy, errorSlot, failurePanel, field, messageFor } from "../ui.js";
+import { noticeBox } from "./auth.js";
+import { statusBadge } from "./list.js";
+
+export const RESULTS_INTERVAL_MS = 2000;
+export const POLL_STATE_INTERVAL_MS = 15000;
+
+async function allPages(api, first, name) {
+  const out = [];
+  let next = first;
+  let guard = 0;
+  while (next && guard < 50) {
+    const page = await api.get(next);
+    out.push(...items(page, name));
+    next = href(page, "next");
+    guard += 1;
+  }
+  return out;
+}
+
+export async function pollView({ app, container, id }) {
+  const pollHref = `${app.href("polls")}${encodeURIComponent(id)}/`;
+  const state = { poll: null, choices: [], results: null, myVote: null };
+  const slots = {}; // section name -> error message to show after the next render
+  let timers = [];
+  let generation = 0; // bumped on every render so stale refresh loops stop
+  let stopped = false;
+  let liveText = null;
+  let resultsList = null;
+  let totalText = null;
+  let lastTotal = null;
+
+  async function load() {
+    const poll = await app.api.get(pollHref, { revalidate: true });
+    const choicesHref = href(poll, "choices");
+    const choices = choicesHref ? sortChoices(await allPages(app.api, choicesHref, "choices")) : [];
+    let results = null;
+    const resultsHref = href(poll, "results");
+    if (poll.status !== "draft" && resultsHref) results = await app.api.get(resultsHref, { revalidate: true });
+    let myVote = null;
+    const votesHref = app.href("votes");
+    if (app.session.signedIn && poll.status !== "draft" && votesHref) {
+      const pollId = poll.id ?? id;
+      const mine = items(await app.api.get(withQuery(votesHref, { poll: pollId })), "votes");
+      myVote = mine.find((v) => String(v.poll) === String(pollId)) || null;
+    }
+    Object.assign(state, { poll, choices, results, myVote });
+  }
+
+  function choiceText(choiceId) {
+    const c = state.choices.find((x) => String(x.id) === String(choiceId));
+    return c ? c.text : "a choice that no longer exists";
+  }
+
+  /** Run an API action from `button`; errors appear in the section's slot, then the view reloads. */
+  async function act(button, section, work, label) {
+    const slot = slots[section] && slots[section].slot;
+    if (slot) slot.hide();
+    let failure = null;
+    try {
+      await busy(button, work, label);
+    } catch (error) {
+      failure = error;
+    }
+    if (failure instanceof NetworkError) {
+      slot.show(failure, { retry: () => button.click() });
+      return;
+    }
+    if (failure && !(failure instanceof ApiError)) throw failure;
+    if (failure && failure.status === 401) return; // sent to the login page
+    try {
+      await load();
+    } catch (error) {
+      if (slot) slot.show(error, { retry: () => button.click() });
+      return;
+    }
+    render({ [section]: failure ? failure.problem.message : null, focusKey: button.dataset.key, announce: failure ? null : "Done." });
+  }
+
+  function actionButton(key, text, { className = "button", ariaLabel, onClick }) {
+    return h("button", { type: "button", class: className, "data-key": key, "aria-label": ariaLabel, onclick: (e) => onClick(e.currentTarget) }, text);
+  }
+
+  function section(name, title, ...children) {
+    const slot = errorSlot();
+    slots[name] = { slot };
+    return h("section", { class: "panel", "aria-labelledby": `${name}-heading`, id: `section-${name}` }, h("h2", { id: `${name}-heading` }, title), ...children, slot.el);
+  }
+
+  function ownerSection() {
+    const { poll, choices } = state;
+    const addLink = link(poll, "add_choice");
+    const openLink = link(poll, "open");
+    const deleteLink = link(poll, "delete");
+    const editable = choices.some((c) => link(c, "edit") || link(c, "delete"));
+    if (!addLink && !openLink && !deleteLink && !editable) return null;
+
+    const rows = choices.map((choice, index) => {
+      const edit = link(choice, "edit");
+      const del = link(choice, "delete");
+      const controls = [];
+      if (edit) {
+        const moveHandler = (delta) => (button) =>
+          act(button, "manage", async () => {
+            for (const { choice: c, position } of reorderPlan(choices, index, delta)) {
+              const l = link(c, "edit");
+              await app.api.send(method(l, "PATCH"), l.href, { position });
+            }
+          }, "Moving…");
+        controls.push(
+          actionButton(`up-${choice.id}`, "↑", { className: "button small secondary", ariaLabel: `Move “${choice.text}” up`, onClick: moveHandler(-1) }),
+          actionButton(`down-${choice.id}`, "↓", { className: "button small secondary", ariaLabel: `Move “${choice.text}” down`, onClick: moveHandler(1) }),
+        );
+        if (index === 0) controls[0].disabled = true;
+        if (index === choices.length - 1) controls[1].disabled = true;
+      }
+      if (del) {
+        controls.push(
+          actionButton(`remove-${choice.id}`, "Remove", {
+            className: "button small danger",
+            ariaLabel: `Remove “${choice.text}”`,
+            onClick: (button) => act(button, "manage", () => app.api.send(method(del, "DELETE"), del.href), "Removing…"),
+          }),
+        );
+      }
+      return h("li", { class: "manage-choice" }, h("span", { class: "choice-text" }, choice.text), h("span", { class: "controls" }, controls));
+    });
+
+    let addForm = null;
+    if (addLink) {
+      const text = field({ name: "text", label: "New choice", maxlength: 200 });
+      const addButton = h("button", { type: "submit", class: "button secondary", "data-key": "add-choice" }, "Add choice");
+      addForm = h(
+        "form",
+        {
+          class: "inline-form",
+          novalidate: true,
+          onsubmit: async (event) => {
+            event.preventDefault();
+            text.setError(null);
+            if (!text.input.value.trim()) {
+              text.setError("Enter the text of the choice.");
+              text.input.focus();
+              return;
+            }
+            try {
+              await busy(addButton, () =>
+                app.api.send(method(addLink, "POST"), addLink.href, {
+                  poll: poll.id ?? id,
+                  text: text.input.value.trim(),
+                  position: choices.length ? Math.max(...choices.map((c) => c.position ?? 0)) + 1 : 0,
+                }),
+              );
+            } catch (error) {
+              if (error instanceof ApiError) {
+                const problem = error.describe(["text"]);
+                text.setError(problem.fields.text || problem.message);
+                text.input.focus();
+              } else {
+                text.setError(messageFor(error));
+              }
+              return;
+            }
+            await load();
+            render({ focusKey: "add-choice-input", announce: "Choice added." });
+          },
+        },
+        text.el,
+        addButton,
+      );
+      text.input.dataset.key = "add-choice-input";
+    }
+
+    const lifecycle = [];
+    if (openLink) {
+      lifecycle.push(
+        actionButton("open", "Open poll for voting", {
+          onClick: (button) => act(button, "manage", () => app.api.send(method(openLink, "POST"), openLink.href, {}), "Opening…"),
+        }),
+      );
+    }
+    if (deleteLink) lifecycle.push(confirmButton("delete", "Delete poll", "Delete this poll for good?", "Yes, delete", async (button) => {
+      try {
+        await busy(button, () => app.api.send(method(deleteLink, "DELETE"), deleteLink.href), "Deleting…");
+        app.flash("The poll was deleted.", "info");
+        app.go("/polls?status=draft");
+      } catch (error) {
+        slots.manage.slot.show(error, { retry: () => button.click() });
+      }
+    }));
+
+    return section(
+      "manage",
+      "Manage this draft",
+      h("p", { class: "hint" }, "Choices can be changed while the poll is a draft. A poll needs at least two choices to open."),
+      rows.length ? h("ol", { class: "manage-list" }, rows) : h("p", {}, "No choices yet."),
+      addForm,
+      lifecycle.length ? h("div", { class: "actions" }, lifecycle) : null,
+    );
+  }
+
+  function confirmButton(key, text, question, yesText, onYes) {
+    const wrap = h("span", { class: "confirm" });
+    const first = actionButton(key, text, {
+      className: "button danger",
+      onClick: () => {
+        clear(wrap);
+        const yes = actionButton(`${key}-yes`, yesText, { className: "button danger", onClick: onYes });
+        const no = actionButton(`${key}-no`, "Cancel", {
+          className: "button secondary",
+          onClick: () => {
+            clear(wrap);
+            wrap.append(first);
+            first.focus();
+          },
+        });
+        wrap.append(h("span", { class: "confirm-question" }, question), " ", yes, " ", no);
+        yes.focus();
+      },
+    });
+    wrap.append(first);
+    return wrap;
+  }
+
+  function voteSection() {
+    const { poll, choices, myVote } = state;
+    if (poll.status !== "open") return null;
+    const voteLink = link(poll, "vote");
+    if (!app.session.signedIn) {
+      return section("vote", "Vote", h("p", {}, h("a", { href: `#/login?next=${encodeURIComponent(`/polls/${id}`)}` }, "Log in"), " to vote."));
+    }
+    const change = myVote && link(myVote, "change");
+    const retract = myVote && link(myVote, "retract");
+    const list = h("ul", { class: "vote-list" });
+    for (const choice of choices) {
+      const mine = myVote && String(myVote.choice) === String(choice.id);
+      let control = null;
+      if (mine) control = h("span", { class: "badge mine" }, "Your vote");
+      else if (myVote && change) {
+        control = actionButton(`change-${choice.id}`, "Change to this", {
+          className: "button secondary",
+          ariaLabel: `Change my vote to “${choice.text}”`,
+          onClick: (button) => act(button, "vote", () => app.api.send(method(change, "PATCH"), change.href, { choice: choice.id }), "Changing…"),
+        });
+      } else if (!myVote && voteLink) {
+        control = actionButton(`vote-${choice.id}`, "Vote", {
+          ariaLabel: `Vote for “${choice.text}”`,
+          onClick: (button) =>
+            act(button, "vote", () => app.api.send(method(voteLink, "POST"), voteLink.href, { poll: poll.id ?? id, choice: choice.id }), "Voting…"),
+        });
+      }
+      list.append(h("li", { class: mine ? "vote-choice mine" : "vote-choice" }, h("span", { class: "choice-text" }, choice.text), control));
+    }
+    const status = myVote
+      ? h("p", { class: "my-vote", id: "my-vote" }, "You voted for ", h("strong", {}, choiceText(myVote.choice)), ".")
+      : voteLink
+        ? h("p", {}, "Choose one answer. You can change or retract your vote while the poll is open.")
+        : h("p", {}, "Voting is not available to you on this poll.");
+    const retractButton = retract
+      ? actionButton("retract", "Retract my vote", {
+          className: "button danger",
+          onClick: (button) => act(button, "vote", () => app.api.send(method(retract, "DELETE"), retract.href), "Retracting…"),
+        })
+      : null;
+    return section("vote", "Vote", status, list, retractButton ? h("div", { class: "actions" }, retractButton) : null);
+  }
+
+  function closeSection() {
+    const closeLink = link(state.poll, "close");
+    if (!closeLink) return null;
+    return section(
+      "close",
+      "Close voting",
+      h("p", { class: "hint" }, "Closing ends voting for everyone and shows the final results."),
+      h(
+        "div",
+        { class: "actions" },
+        confirmButton("close", "Close poll", "End voting now?", "Yes, close it", (button) =>
+          act(button, "close", () => app.api.send(method(closeLink, "POST"), closeLink.href, {}), "Closing…"),
+        ),
+      ),
+    );
+  }
+
+  function resultsSection() {
+    const { poll, results } = state;
+    if (poll.status === "draft" || !results) return null;
+    const closed = poll.status === "closed";
+    resultsList = h("ol", { class: "results", id: "results" });
+    totalText = h("p", { class: "total", id: "results-total" });
+    liveText = h("p", { class: "visually-hidden", "aria-live": "polite", id: "results-live" });
+    fillResults(false);
+    return section(
+      "results",
+      closed ? "Final results" : "Results",
+      totalText,
+      resultsList,
+      closed ? h("p", { class: "hint" }, "This poll is closed; these results are final.") : h("p", { class: "hint" }, "Updates automatically."),
+      liveText,
+    );
+  }
+
+  function fillResults(announce) {
+    const { total, rows } = resultRows(state.choices, state.results);
+    clear(resultsList);
+    for (const row of rows) {
+      const fill = h("span", { class: "bar-fill" });
+      fill.style.width = `${(row.share * 100).toFixed(2)}%`;
+      const mine = state.myVote && String(state.myVote.choice) === row.id;
+      resultsList.append(
+        h(
+          "li",
+          { class: mine ? "result mine" : "result", dataset: { choice: row.id } },
+          h(
+            "div",
+            { class: "result-label" },
+            h("span", { class: "choice-text" }, row.text, mine ? h("span", { class: "visually-hidden" }, " (your vote)") : null),
+            h("span", { class: "count" }, `${row.votes} ${row.votes === 1 ? "vote" : "votes"} · ${row.percent}%`),
+          ),
+          h("span", { class: "bar-track", "aria-hidden": "true" }, fill),
+        ),
+      );
+    }
+    totalText.textContent = `${total} ${total === 1 ? "vote" : "votes"} in total`;
+    if (announce && lastTotal !== null && total !== lastTotal) liveText.textContent = `Results updated: ${total} ${total === 1 ? "vote" : "votes"} in total.`;
+    lastTotal = total;
+  }
+
+  function render({ focusKey, announce, ...errors } = {}) {
+    const { poll } = state;
+    clear(container);
+    for (const key of Object.keys(slots)) delete slots[key];
+    const owner = ownerSection();
+    const vote = voteSection();
+    const results = resultsSection();
+    const close = closeSection();
+    container.append(
+      h("p", { class: "breadcrumb" }, h("a", { href: `#/polls?status=${poll.status}` }, "← All polls")),
+      h("h1", { id: "poll-question" }, poll.question),
+      h(
+        "p",
+        { class: "meta" },
+        statusBadge(poll.status),
+        poll.closes_at && poll.status === "open" ? ` Closes ${formatDate(poll.closes_at)}.` : "",
+        poll.created_at ? ` Created ${formatDate(poll.created_at)}.` : "",
+      ),
+      noticeBox(app),
+      poll.description ? h("p", { class: "description" }, poll.description) : null,
+      poll.status === "closed" ? h("p", { class: "notice info", role: "status" }, "This poll is closed. Voting has ended.") : null,
+      h("p", { class: "visually-hidden", role: "status", id: "action-status" }, announce || ""),
+      owner,
+      vote,
+      results,
+      close,
+      !owner && !vote && !results && !close ? h("section", { class: "panel" }, h("p", {}, "This poll is a draft and has no results yet.")) : null,
+    );
+    for (const [name, message] of Object.entries(errors)) {
+      if (message && slots[name]) slots[name].slot.show(message);
+    }
+    if (focusKey) {
+      const target = container.querySelector(`[data-key="${CSS.escape(focusKey)}"]`);
+      if (target && !target.disabled) target.focus();
+      else {
+        const errored = Object.keys(errors).find((k) => errors[k] && slots[k]);
+        const heading = errored ? container.querySelector(`#${errored}-heading`) : container.querySelector("h1");
+        if (heading) {
+          heading.setAttribute("tabindex", "-1");
+          heading.focus();
+        }
+      }
+    }
+    schedule();
+  }
+
+  function schedule() {
+    for (const t of timers) clearTimeout(t);
+    timers = [];
+    generation += 1;
+    if (stopped || state.poll.status !== "open") return;
+    const gen = generation;
+    timers.push(setTimeout(() => refreshResults(gen), RESULTS_INTERVAL_MS));
+    timers.push(setTimeout(() => refreshPoll(gen), POLL_STATE_INTERVAL_MS));
+  }
+
+  const live = (gen) => !stopped && gen === generation;
+
+  async function refreshResults(gen) {
+    if (!live(gen)) return;
+    if (document.visibilityState !== "hidden") {
+      try {
+        const resultsHref = href(state.poll, "results");
+        const response = await app.api.request("GET", resultsHref, { revalidate: true });
+        if (live(gen) && !response.notModified) {
+          state.results = response.body;
+          const known = new Set(state.choices.map((c) => String(c.id)));
+          if ((state.results.choices || []).some((c) => !known.has(String(c.choice)))) {
+            state.choices = sortChoices(await allPages(app.api, href(state.poll, "choices"), "choices"));
+          }
+          if (resultsList && resultsList.isConnected) fillResults(true);
+        }
+      } catch {
+        /* transient: try again on the next tick */
+      }
+    }
+    if (live(gen)) timers.push(setTimeout(() => refreshResults(gen), RESULTS_INTERVAL_MS));
+  }
+
+  async function refreshPoll(gen) {
+    if (!live(gen)) return;
+    try {
+      const response = await app.api.request("GET", pollHref, { revalidate: true });
+      if (live(gen) && !response.notModified && response.body.status !== state.poll.status) {
+        await load();
+        if (!live(gen)) return;
+        render({ announce: `The poll is now ${state.poll.status}.` });
+        return;
+      }
+    } catch {
+      /* try again later */
+    }
+    if (live(gen)) timers.push(setTimeout(() => refreshPoll(gen), POLL_STATE_INTERVAL_MS));
+  }
+
+  const pollsLink = app.href("polls");
+  if (!pollsLink) throw new Error("The API entry point offers no polls link.");
+  try {
+    await load();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) {
+      container.append(h("h1", {}, "Poll not found"), h("p", {}, "This poll does not exist or you cannot see it. ", h("a", { href: "#/polls" }, "Back to the polls.")));
+      return undefined;
+    }
+    if (error instanceof ApiError && error.status === 401) return undefined;
+    container.append(failurePanel(error, () => window.dispatchEvent(new HashChangeEvent("hashchange"))));
+    return undefined;
+  }
+  render();
+  return () => {
+    stopped = true;
+    for (const t of timers) clearTimeout(t);
+  };
+}
+
+export { idFromHref };
