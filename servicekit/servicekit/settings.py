@@ -31,6 +31,8 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from servicekit.jwks import auth_settings
+
 env = environ.Env()
 
 INSECURE_DEV_SECRET = "django-insecure-development-only-never-use-in-production"
@@ -251,10 +253,11 @@ def common_settings(
             "EXCEPTION_HANDLER": "servicekit.errors.problem_exception_handler",
             "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
             "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-            "DEFAULT_AUTHENTICATION_CLASSES": [],
+            # Stateless RS256 access tokens (servicekit.auth); request.user is a servicekit Principal.
+            "DEFAULT_AUTHENTICATION_CLASSES": ["servicekit.auth.JWTAuthentication"],
             "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
             "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-            "UNAUTHENTICATED_USER": None,
+            "UNAUTHENTICATED_USER": "servicekit.auth.AnonymousPrincipal",
         },
         "SPECTACULAR_SETTINGS": {
             "TITLE": f"{service} service API",
@@ -265,7 +268,8 @@ def common_settings(
         },
         # --- Observability ----------------------------------------------------------------------------
         "LOGGING": logging_config(service=service, level=env.str("LOG_LEVEL", default="INFO")),
-        "SERVICEKIT": {"SERVICE_NAME": service, "MAX_BODY_BYTES": max_body},
+        # JWT verification keys, issuer/audience, service credential, trusted proxies, login throttles.
+        "SERVICEKIT": {"SERVICE_NAME": service, "MAX_BODY_BYTES": max_body, **auth_settings(run=run)},
         # --- Production hardening ---------------------------------------------------------------------
         "SECURE_CONTENT_TYPE_NOSNIFF": True,
         "X_FRAME_OPTIONS": "DENY",

@@ -32,7 +32,264 @@ def configure_test_environment(*, project: str, database_env: str, database: str
     os.environ.setdefault("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
     os.environ.setdefault("RUN_DIR", str(repo / ".run" / "unit-tests" / project_dir))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", f"{project}.settings")
+    install_test_keys()
     # pytest-django only finishes set-up for settings that are already configured.
     import django
 
     django.setup()
+
+
+# --- Tokens and credentials for tests ---------------------------------------------------------------------
+# Every test process signs with a key pair it generates itself (never a committed or dev key): the
+# private key goes to JWT_PRIVATE_KEY (polls_service issues with it), the public key to JWT_PUBLIC_KEYS
+# (every service verifies with it), and JWKS_URL is off so no test ever fetches keys from a running stack.
+#
+#     from servicekit.testing import make_access_token, bearer
+#     client.get("/api/v1/votes/", **bearer(make_access_token(7, "alice")))
+#     client.get("/internal/polls/<id>/", **service_credentials())
+
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+import json  # noqa: E402
+import secrets  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Iterable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+TEST_ISSUER = "polls-platform"
+TEST_AUDIENCE = "polls-platform-api"
+_test_key: Any = None
+
+
+def install_test_keys() -> None:
+    """Generate this process's JWT key pair and service token and point the settings at them.
+
+    Called by ``configure_test_environment`` before Django loads its settings. Forces the key
+    variables (a developer's real keys must never sign or verify test tokens).
+    """
+    from servicekit import jwks
+
+    key = test_private_key()
+    os.environ["JWT_PRIVATE_KEY"] = jwks.private_pem(key)
+    os.environ["JWT_PUBLIC_KEYS"] = jwks.public_pem(key.public_key())
+    os.environ["JWT_PRIVATE_KEY_FILE"] = ""
+    os.environ["JWT_PUBLIC_KEYS_FILE"] = ""
+    os.environ["JWT_KEY_ID"] = ""
+    os.environ["JWKS_URL"] = ""
+    os.environ["JWT_ISSUER"] = TEST_ISSUER
+    os.environ["JWT_AUDIENCE"] = TEST_AUDIENCE
+    os.environ.setdefault("SERVICE_TOKEN", "test-service-token-" + secrets.token_urlsafe(16))
+
+
+def test_private_key() -> Any:
+    """This process's test signing key (an ``RSAPrivateKey``), generated on first use."""
+    global _test_key
+    if _test_key is None:
+        from servicekit import jwks
+
+        pem = os.environ.get("JWT_PRIVATE_KEY", "")
+        _test_key = jwks.load_private_key(pem) if pem.startswith("-----BEGIN") else jwks.generate_private_key()
+    return _test_key
+
+
+test_private_key.__test__ = False  # type: ignore[attr-defined]  # not a test function for pytest
+
+
+def key_id(private_key: Any) -> str:
+    """The ``kid`` (RFC 7638 thumbprint) of a private key's public half."""
+    from servicekit import jwks
+
+    return jwks.thumbprint(private_key.public_key())
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _json_b64(value: Any) -> str:
+    return _b64(json.dumps(value, separators=(",", ":")).encode())
+
+
+def sign_rs256(header: dict[str, Any], claims: dict[str, Any], private_key: Any) -> str:
+    """A compact JWS over exactly ``header`` and ``claims`` signed with RSASSA-PKCS1-v1_5 SHA-256."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signing_input = f"{_json_b64(header)}.{_json_b64(claims)}"
+    signature = private_key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def token_claims(
+    user_id: int,
+    username: str,
+    roles: Iterable[str] = ("user",),
+    *,
+    token_type: str = "access",
+    lifetime: int = 300,
+    issuer: str = TEST_ISSUER,
+    audience: str = TEST_AUDIENCE,
+) -> dict[str, Any]:
+    """The claims the issuer puts in a token, for tests that build tokens by hand."""
+    now = int(time.time())
+    return {
+        "iss": issuer,
+        "aud": audience,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+        "sub": str(user_id),
+        "username": username,
+        "roles": list(roles),
+        "token_type": token_type,
+    }
+
+
+def make_token(claims: dict[str, Any], *, headers: dict[str, Any] | None = None, private_key: Any = None) -> str:
+    """Sign ``claims`` (RS256, ``kid`` of the key) with the test key unless another key is given."""
+    key = private_key or test_private_key()
+    header = {"alg": "RS256", "typ": "JWT", "kid": key_id(key), **(headers or {})}
+    return sign_rs256(header, claims, key)
+
+
+def make_access_token(
+    user_id: int, username: str, roles: Iterable[str] = ("user",), *, private_key: Any = None, **overrides: Any
+) -> str:
+    """An access token the test settings trust, e.g. ``make_access_token(7, "alice", roles=("user", "operator"))``."""
+    claims = {**token_claims(user_id, username, roles), **overrides}
+    return make_token(claims, private_key=private_key)
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Keyword arguments for Django's test client: ``client.get(url, **bearer(token))``."""
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+def auth_headers(user_id: int = 1, username: str = "alice", roles: Iterable[str] = ("user",)) -> dict[str, str]:
+    """``bearer(make_access_token(...))`` in one call."""
+    return bearer(make_access_token(user_id, username, roles))
+
+
+def service_credentials() -> dict[str, str]:
+    """Test-client keyword arguments carrying the service credential for ``/internal/`` endpoints."""
+    from servicekit.conf import servicekit_settings
+
+    return {"HTTP_AUTHORIZATION": f"Service {servicekit_settings.SERVICE_TOKEN}"}
+
+
+@dataclass(frozen=True)
+class ForgedToken:
+    """One row of the forged-token matrix: a name and the ``Authorization`` header to send (None: no header)."""
+
+    name: str
+    authorization: str | None
+
+    def client_kwargs(self) -> dict[str, str]:
+        """Keyword arguments for Django's test client."""
+        return {"HTTP_AUTHORIZATION": self.authorization} if self.authorization is not None else {}
+
+    def headers(self) -> dict[str, str]:
+        """Headers for ``requests``."""
+        return {"Authorization": self.authorization} if self.authorization is not None else {}
+
+
+def forged_token_matrix(
+    *,
+    private_key: Any = None,
+    issuer: str = TEST_ISSUER,
+    audience: str = TEST_AUDIENCE,
+    user_id: int = 424242,
+    username: str = "mallory",
+) -> list[ForgedToken]:
+    """Every token an endpoint must refuse with 401 (issue 3), built against the real signing key.
+
+    ``private_key`` is the key the services trust (the test key by default; the stack's key in
+    end-to-end tests), so "valid except for X" cases really are valid except for X.
+    """
+    from servicekit import jwks
+
+    key = private_key or test_private_key()
+    kid = key_id(key)
+    foreign = jwks.generate_private_key()
+    foreign_kid = key_id(foreign)
+
+    def claims(**changes: Any) -> dict[str, Any]:
+        base = token_claims(user_id, username, issuer=issuer, audience=audience)
+        base.update(changes)
+        return {name: value for name, value in base.items() if value is not _DROP}
+
+    def rs(claims_: dict[str, Any], signer: Any = key, **header: Any) -> str:
+        head = {"alg": "RS256", "typ": "JWT", "kid": key_id(signer), **header}
+        return "Bearer " + sign_rs256(head, claims_, signer)
+
+    valid = rs(claims())[len("Bearer ") :]
+    head_b64, payload_b64, signature_b64 = valid.split(".")
+    tampered_payload = _json_b64(claims(sub="1", username="admin", roles=["user", "operator"]))
+    flipped = "A" if signature_b64[-5] != "A" else "B"
+    public_pem = jwks.public_pem(key.public_key()).encode()
+    hs_input = f"{_json_b64({'alg': 'HS256', 'typ': 'JWT', 'kid': kid})}.{_json_b64(claims())}"
+    hs_signature = _b64(hmac.new(public_pem, hs_input.encode(), hashlib.sha256).digest())
+    none_input = f"{_json_b64({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{_json_b64(claims())}"
+    now = int(time.time())
+
+    return [
+        ForgedToken("no-token", None),
+        ForgedToken("empty-bearer", "Bearer "),
+        ForgedToken("garbage", "Bearer not-a-jwt"),
+        ForgedToken("garbage-three-segments", "Bearer aaaa.bbbb.cccc"),
+        ForgedToken("alg-none", f"Bearer {none_input}."),
+        ForgedToken("alg-none-with-old-signature", f"Bearer {none_input}.{signature_b64}"),
+        ForgedToken("changed-claims-old-signature", f"Bearer {head_b64}.{tampered_payload}.{signature_b64}"),
+        ForgedToken(
+            "altered-signature", f"Bearer {head_b64}.{payload_b64}.{signature_b64[:-5]}{flipped}{signature_b64[-4:]}"
+        ),
+        ForgedToken("stripped-signature", f"Bearer {head_b64}.{payload_b64}."),
+        ForgedToken("foreign-key-same-kid", rs(claims(), foreign, kid=kid)),
+        ForgedToken("hs256-public-key-as-secret", f"Bearer {hs_input}.{hs_signature}"),
+        ForgedToken("rs512-real-key", "Bearer " + _sign_rs512(key, kid, claims())),
+        ForgedToken("kid-path-injection", rs(claims(), foreign, kid="../../../../../../dev/null")),
+        ForgedToken("kid-sql-injection", rs(claims(), foreign, kid="x' UNION SELECT 'key' --")),
+        ForgedToken("missing-kid", "Bearer " + sign_rs256({"alg": "RS256", "typ": "JWT"}, claims(), key)),
+        ForgedToken("jku-header", rs(claims(), foreign, jku="http://127.0.0.1:9/jwks.json")),
+        ForgedToken(
+            "jwk-header", rs(claims(), foreign, jwk={**jwks.public_jwk(foreign.public_key()), "kid": foreign_kid})
+        ),
+        ForgedToken("x5u-header", rs(claims(), foreign, x5u="http://127.0.0.1:9/cert.pem")),
+        ForgedToken("jku-header-real-key", rs(claims(), key, jku="http://127.0.0.1:9/jwks.json")),
+        ForgedToken("expired-beyond-leeway", rs(claims(iat=now - 900, exp=now - 120))),
+        ForgedToken("nbf-in-future", rs(claims(nbf=now + 600))),
+        ForgedToken("missing-exp", rs(claims(exp=_DROP))),
+        ForgedToken("missing-jti", rs(claims(jti=_DROP))),
+        ForgedToken("missing-iat", rs(claims(iat=_DROP))),
+        ForgedToken("missing-sub", rs(claims(sub=_DROP))),
+        ForgedToken("non-numeric-sub", rs(claims(sub="admin"))),
+        ForgedToken("wrong-aud", rs(claims(aud="some-other-api"))),
+        ForgedToken("wrong-iss", rs(claims(iss="https://evil.example"))),
+        ForgedToken("substring-iss", rs(claims(iss=issuer[: max(1, len(issuer) // 2)]))),
+        ForgedToken("superstring-iss", rs(claims(iss=issuer + "-evil"))),
+        ForgedToken(
+            "unknown-crit-header",
+            rs(claims(), key, crit=["urn:example:must-understand"], **{"urn:example:must-understand": True}),
+        ),
+        ForgedToken("refresh-token-as-access", rs(claims(token_type="refresh"))),
+        ForgedToken("missing-token-type", rs(claims(token_type=_DROP))),
+    ]
+
+
+class _Drop:
+    """Marker: leave this claim out."""
+
+
+_DROP: Any = _Drop()
+
+
+def _sign_rs512(private_key: Any, kid: str, claims: dict[str, Any]) -> str:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signing_input = f"{_json_b64({'alg': 'RS512', 'typ': 'JWT', 'kid': kid})}.{_json_b64(claims)}"
+    signature = private_key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA512())
+    return f"{signing_input}.{_b64(signature)}"

@@ -1,0 +1,416 @@
+"""Stateless authentication for every service: RS256 access tokens and the service-to-service credential.
+
+``servicekit.settings`` makes JWT authentication the default for every DRF view, so a view only
+chooses permissions::
+
+    from servicekit.permissions import IsAuthenticated, IsOwnerOrOperator
+
+    class PollDetail(APIView):
+        permission_classes = [IsAuthenticated, IsOwnerOrOperator]
+        def patch(self, request, ...):
+            actor: Principal = request.user          # id, username, roles -- from the token alone
+
+Internal endpoints accept only the shared service credential (``Authorization: Service <token>``)::
+
+    from servicekit.auth import ServiceTokenAuthentication
+    from servicekit.permissions import IsService
+
+    class InternalPoll(APIView):
+        authentication_classes = [ServiceTokenAuthentication]
+        permission_classes = [IsService]
+
+or, for a plain Django view, ``@require_service_token``.
+
+Verification (``verify_token``) never touches a database: the algorithm is pinned to RS256, the key
+is chosen by ``kid`` among the configured public keys (``JWT_PUBLIC_KEYS`` / ``JWT_PUBLIC_KEYS_FILE``,
+plus the issuer's own key in polls_service) or a JWKS fetched from ``JWKS_URL`` (cached, refetched
+on an unknown ``kid`` at most once per ``JWKS_REFETCH_SECONDS``); ``iss``, ``aud``, ``exp``, ``iat``,
+``jti`` and ``sub`` are required and checked; ``jku``/``jwk``/``x5u``/``x5c`` headers and any ``crit``
+extension are refused (keys are never taken from a token). Every failure is a 401 problem+json with
+``WWW-Authenticate: Bearer``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.core.signals import setting_changed
+from django.http import HttpRequest, HttpResponse
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from servicekit import jwks
+from servicekit.conf import servicekit_settings
+from servicekit.principal import ROLE_OPERATOR, ROLE_USER, Principal
+
+logger = logging.getLogger(__name__)
+
+servicekit_settings.register_defaults(
+    {
+        "JWT_ISSUER": "polls-platform",
+        "JWT_AUDIENCE": "polls-platform-api",
+        "JWT_PUBLIC_KEYS": "",
+        "JWT_PUBLIC_KEYS_FILE": "",
+        "JWT_PRIVATE_KEY": "",
+        "JWT_PRIVATE_KEY_FILE": "",
+        "JWT_KEY_ID": "",
+        "JWT_LEEWAY_SECONDS": 30,
+        "JWKS_URL": "",
+        # How long a fetched JWKS is trusted, and how often an unknown kid may trigger a refetch.
+        "JWKS_CACHE_SECONDS": 300,
+        "JWKS_REFETCH_SECONDS": 30,
+        "JWKS_TIMEOUT_SECONDS": 1.0,
+        "SERVICE_TOKEN": "",
+    }
+)
+
+ALGORITHM = "RS256"
+KNOWN_ROLES = frozenset({ROLE_USER, ROLE_OPERATOR})
+# Headers that would let a token choose its own verification key; never honoured.
+FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c"})
+MAX_TOKEN_LENGTH = 8192
+MAX_KID_LENGTH = 128
+
+
+class InvalidToken(exceptions.AuthenticationFailed):
+    """A token that is malformed, forged, expired or of the wrong kind (401)."""
+
+    default_detail = "The access token is invalid or expired."
+    default_code = "invalid-token"
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail=detail or self.default_detail, code=self.default_code)
+        self.problem_code = self.default_code
+
+
+# --- Keys ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """The issuer's private key and the ``kid`` its tokens carry."""
+
+    kid: str
+    private_key: rsa.RSAPrivateKey
+
+    @property
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self.private_key.public_key()
+
+
+class KeyRing:
+    """The public keys this process trusts, loaded once; a JWKS from ``JWKS_URL`` fills in unknown kids.
+
+    Thread-safe (gthread workers share it); one instance per process via ``keyring()``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._static: dict[str, rsa.RSAPublicKey] | None = None
+        self._signing: SigningKey | None = None
+        self._signing_loaded = False
+        self._remote: dict[str, rsa.RSAPublicKey] = {}
+        self._remote_fetched_at = float("-inf")
+        self._last_fetch_attempt = float("-inf")
+
+    # Configured keys ----------------------------------------------------------------------------------
+    def signing_key(self) -> SigningKey | None:
+        """The issuer's signing key (polls_service), or None where no private key is configured."""
+        if not self._signing_loaded:
+            with self._lock:
+                if not self._signing_loaded:
+                    self._signing = _load_signing_key()
+                    self._signing_loaded = True
+        return self._signing
+
+    def configured_keys(self) -> dict[str, rsa.RSAPublicKey]:
+        """Public keys from settings (bundle or file) plus the issuer's own public key, by kid."""
+        if self._static is None:
+            signing = self.signing_key()
+            with self._lock:
+                if self._static is None:
+                    keys: dict[str, rsa.RSAPublicKey] = {}
+                    if signing is not None:
+                        keys[signing.kid] = signing.public_key
+                    bundle = servicekit_settings.JWT_PUBLIC_KEYS or jwks.read_file(
+                        servicekit_settings.JWT_PUBLIC_KEYS_FILE
+                    )
+                    for kid, key in jwks.load_public_keys(bundle).items():
+                        keys.setdefault(kid, key)
+                    self._static = keys
+        return self._static
+
+    def published_keys(self) -> dict[str, rsa.RSAPublicKey]:
+        """What ``/.well-known/jwks.json`` publishes: the signing key first, then the other configured keys."""
+        return dict(self.configured_keys())
+
+    # Lookup -------------------------------------------------------------------------------------------
+    def get(self, kid: str) -> rsa.RSAPublicKey | None:
+        """The key for ``kid``: configured keys first, then the (cached, rate-limited) remote JWKS."""
+        key = self.configured_keys().get(kid)
+        if key is not None:
+            return key
+        url = servicekit_settings.JWKS_URL
+        if not url:
+            return None
+        now = time.monotonic()
+        fresh = now - self._remote_fetched_at < servicekit_settings.JWKS_CACHE_SECONDS
+        if fresh and kid in self._remote:
+            return self._remote[kid]
+        if now - self._last_fetch_attempt >= servicekit_settings.JWKS_REFETCH_SECONDS or not fresh:
+            self._refresh_remote(url, now)
+        return self._remote.get(kid)
+
+    def _refresh_remote(self, url: str, now: float) -> None:
+        if not self._lock.acquire(timeout=servicekit_settings.JWKS_TIMEOUT_SECONDS):
+            return
+        try:
+            if now - self._last_fetch_attempt < min(servicekit_settings.JWKS_REFETCH_SECONDS, 1):
+                return  # another thread just fetched
+            self._last_fetch_attempt = now
+            response = requests.get(
+                url,
+                timeout=servicekit_settings.JWKS_TIMEOUT_SECONDS,
+                allow_redirects=False,
+                headers={"Accept": "application/json"},
+            )
+            response.raise_for_status()
+            self._remote = jwks.parse_jwk_set(response.json())
+            self._remote_fetched_at = time.monotonic()
+        except (requests.RequestException, ValueError) as exc:
+            # Keep the keys fetched before: a blip at the issuer must not log everybody out.
+            logger.warning("jwks fetch failed", extra={"url": url, "error": type(exc).__name__})
+        finally:
+            self._lock.release()
+
+
+def _load_signing_key() -> SigningKey | None:
+    pem = servicekit_settings.JWT_PRIVATE_KEY or jwks.read_file(servicekit_settings.JWT_PRIVATE_KEY_FILE)
+    if not pem:
+        return None
+    private_key = jwks.load_private_key(pem)
+    kid = servicekit_settings.JWT_KEY_ID or jwks.thumbprint(private_key.public_key())
+    return SigningKey(kid=kid, private_key=private_key)
+
+
+_keyring: KeyRing | None = None
+_keyring_lock = threading.Lock()
+
+
+def keyring() -> KeyRing:
+    """This process's ``KeyRing`` (created on first use; rebuilt when ``SERVICEKIT`` settings change)."""
+    global _keyring
+    if _keyring is None:
+        with _keyring_lock:
+            if _keyring is None:
+                _keyring = KeyRing()
+    return _keyring
+
+
+def reset_keyring() -> None:
+    """Forget loaded keys (tests, key rotation in a running process)."""
+    global _keyring
+    with _keyring_lock:
+        _keyring = None
+
+
+def _reset_on_settings_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == "SERVICEKIT":
+        reset_keyring()
+
+
+setting_changed.connect(_reset_on_settings_change)
+
+
+def preload_keys() -> None:
+    """Load configured keys now (call from gunicorn ``post_fork`` / AppConfig.ready) so no request pays for it."""
+    try:
+        keyring().configured_keys()
+    except ValueError:
+        logger.exception("jwt keys could not be loaded")
+
+
+# --- Verification -------------------------------------------------------------------------------------
+
+
+def verify_token(token: str, *, token_type: str = "access") -> dict[str, Any]:
+    """The verified claims of ``token``, or ``InvalidToken``. Stateless: no database is read.
+
+    ``token_type`` is ``"access"`` for API calls, ``"refresh"`` for the refresh/logout endpoints.
+    """
+    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        raise InvalidToken("The token is malformed.")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise InvalidToken("The token is malformed.") from exc
+    if header.get("alg") != ALGORITHM:
+        raise InvalidToken("The token's algorithm is not accepted.")
+    if "crit" in header:
+        raise InvalidToken("The token requires extensions this service does not support.")
+    if FORBIDDEN_HEADERS.intersection(header):
+        raise InvalidToken("The token names its own key; keys are never taken from a token.")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
+        raise InvalidToken("The token does not name a known key.")
+    key = keyring().get(kid)
+    if key is None:
+        raise InvalidToken("The token does not name a known key.")
+    issuer = servicekit_settings.JWT_ISSUER
+    try:
+        claims = jwt.decode(
+            token,
+            key=key,
+            algorithms=[ALGORITHM],
+            audience=servicekit_settings.JWT_AUDIENCE,
+            issuer=issuer,
+            leeway=min(int(servicekit_settings.JWT_LEEWAY_SECONDS), 30),
+            options={"require": ["exp", "iat", "jti", "sub", "iss", "aud"], "verify_signature": True},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise InvalidToken("The token has expired.") from exc
+    except jwt.PyJWTError as exc:
+        raise InvalidToken() from exc
+    # Belt and braces against partial-match issuer checks (CVE-2024-53861 in older PyJWT).
+    if claims.get("iss") != issuer:
+        raise InvalidToken()
+    if claims.get("token_type") != token_type:
+        raise InvalidToken("An access token is required." if token_type == "access" else "A refresh token is required.")
+    if not isinstance(claims.get("jti"), str) or not claims["jti"]:
+        raise InvalidToken()
+    return claims
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """The ``Principal`` an access token describes; ``InvalidToken`` when its claims are not well-formed."""
+    sub, username, roles = claims.get("sub"), claims.get("username"), claims.get("roles")
+    if not isinstance(sub, str) or not sub.isdigit() or len(sub) > 19:
+        raise InvalidToken()
+    if not isinstance(username, str) or not username:
+        raise InvalidToken()
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise InvalidToken()
+    return Principal(id=int(sub), username=username, roles=frozenset(roles) & KNOWN_ROLES)
+
+
+class AnonymousPrincipal:
+    """``request.user`` when no credential was sent: not authenticated, no id, no roles."""
+
+    id = None
+    pk = None
+    username = ""
+    roles: frozenset[str] = frozenset()
+    is_authenticated = False
+    is_anonymous = True
+    is_active = False
+    is_operator = False
+    is_staff = False
+
+    def __str__(self) -> str:
+        return "anonymous"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+class JWTAuthentication(BaseAuthentication):
+    """DRF authentication: ``Authorization: Bearer <access token>`` → ``request.user`` = ``Principal``.
+
+    Requests without an Authorization header (or with another scheme) stay anonymous; a Bearer
+    credential that fails verification is a 401 even on endpoints that allow anonymous reads.
+    """
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[Principal, dict[str, Any]] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != self.keyword.lower():
+            return None
+        credential = credential.strip()
+        if not credential or " " in credential:
+            raise InvalidToken("The Authorization header must be 'Bearer <token>'.")
+        claims = verify_token(credential, token_type="access")
+        return principal_from_claims(claims), claims
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{self.keyword} realm="api"'
+
+
+# --- Service-to-service -------------------------------------------------------------------------------
+
+
+class ServicePrincipal:
+    """``request.user`` of an internal call authenticated with the shared service credential."""
+
+    id = None
+    pk = None
+    username = "service"
+    roles: frozenset[str] = frozenset({"service"})
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_operator = False
+    is_staff = False
+    is_service = True
+
+    def __str__(self) -> str:
+        return "service"
+
+
+SERVICE_PRINCIPAL = ServicePrincipal()
+
+
+def service_token_valid(header: str) -> bool:
+    """Whether an ``Authorization`` header carries this deployment's service token (constant time)."""
+    expected = servicekit_settings.SERVICE_TOKEN
+    scheme, _, credential = (header or "").partition(" ")
+    if not expected or scheme != "Service":
+        return False
+    return hmac.compare_digest(credential.strip().encode(), expected.encode())
+
+
+class ServiceTokenAuthentication(BaseAuthentication):
+    """DRF authentication for ``/internal/`` endpoints: ``Authorization: Service <SERVICE_TOKEN>`` only."""
+
+    def authenticate(self, request: Request) -> tuple[ServicePrincipal, str] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        if not service_token_valid(header):
+            raise exceptions.AuthenticationFailed("The service credential is invalid.")
+        return SERVICE_PRINCIPAL, "service"
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Service realm="internal"'
+
+
+def require_service_token(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Decorator for plain Django views: 401 problem+json unless the service credential is presented."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not service_token_valid(request.META.get("HTTP_AUTHORIZATION", "")):
+            # Imported here: servicekit.errors imports rest_framework.views, which imports this module.
+            from servicekit.errors import problem_response
+
+            response = problem_response(request, 401, "The service credential is missing or invalid.")
+            response["WWW-Authenticate"] = 'Service realm="internal"'
+            return response
+        request.user = SERVICE_PRINCIPAL  # type: ignore[assignment]
+        return view(request, *args, **kwargs)
+
+    return wrapper
