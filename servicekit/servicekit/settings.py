@@ -126,6 +126,49 @@ def broker(*, run: Path) -> tuple[str, dict[str, Any]]:
     }
 
 
+def celery_topology(*, service: str) -> dict[str, Any]:
+    """Queues, delivery guarantees and beat entries of the event machinery (``servicekit.events``).
+
+    Every service's worker consumes ``CELERY_WORKER_QUEUES`` (read by ``scripts/stack.py``):
+    ``<service>.events`` (if it consumes any event type: bound to the ``polls.events`` topic exchange),
+    ``<service>.relay`` (publishing the outbox) and ``<service>.default`` (its own tasks). Tasks are
+    acknowledged after they ran (``acks_late``), re-queued if the worker process dies, and a worker
+    reserves one message at a time. A service adds its own beat entries to ``CELERY_BEAT_SCHEDULE``.
+    """
+    from servicekit.events.bus import celery_queues, default_queue_name, relay_queue_name
+
+    queues = celery_queues(service)
+    sweep = env.float("EVENTS_RELAY_SWEEP_SECONDS", default=2.0)
+    return {
+        "CELERY_TASK_QUEUES": queues,
+        "CELERY_TASK_DEFAULT_QUEUE": default_queue_name(service),
+        "CELERY_WORKER_QUEUES": [q.name for q in queues if not q.name.endswith(".dlq")][::-1],
+        "CELERY_TASK_ROUTES": {
+            "servicekit.events.relay": {"queue": relay_queue_name(service)},
+            "servicekit.events.prune": {"queue": default_queue_name(service)},
+        },
+        "CELERY_TASK_ACKS_LATE": True,
+        "CELERY_TASK_REJECT_ON_WORKER_LOST": True,
+        "CELERY_WORKER_PREFETCH_MULTIPLIER": 1,
+        "CELERY_TASK_DEFAULT_DELIVERY_MODE": "persistent",
+        "CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS": True,
+        "CELERY_BEAT_SCHEDULE": {
+            # Publishes whatever a missed relay request (broker down, crash) left in the outbox.
+            "servicekit-relay-sweep": {
+                "task": "servicekit.events.relay",
+                "schedule": sweep,
+                "kwargs": {"linger": 0.0},
+                "options": {"queue": relay_queue_name(service), "expires": max(sweep * 5, 10.0)},
+            },
+            "servicekit-prune-events": {
+                "task": "servicekit.events.prune",
+                "schedule": 3600.0,
+                "options": {"queue": default_queue_name(service), "expires": 600.0},
+            },
+        },
+    }
+
+
 def describe_backends(databases: dict[str, Any], caches: dict[str, Any], broker_url: str) -> dict[str, str]:
     """One word per backend, for start-up banners and ``/readyz`` (never includes credentials)."""
     engine = databases["default"]["ENGINE"].rsplit(".", 1)[-1]
@@ -246,8 +289,8 @@ def common_settings(
         "CELERY_ACCEPT_CONTENT": ["json"],
         "CELERY_TIMEZONE": "UTC",
         "CELERY_WORKER_HIJACK_ROOT_LOGGER": False,
-        "CELERY_TASK_DEFAULT_QUEUE": f"{service}.default",
         "CELERY_BEAT_SCHEDULE_FILENAME": str(run / f"celerybeat-{service}"),
+        **celery_topology(service=service),
         # --- REST framework and OpenAPI ---------------------------------------------------------------
         "REST_FRAMEWORK": {
             "EXCEPTION_HANDLER": "servicekit.errors.problem_exception_handler",

@@ -1,0 +1,143 @@
+"""``emit()``: record an event in the caller's transaction (transactional outbox).
+
+Call it inside the service function's ``transaction.atomic()``, after the change it describes::
+
+    from servicekit.events import emit
+
+    with transaction.atomic():
+        poll.status = Poll.Status.OPEN
+        poll.save(update_fields=["status", "updated_at"])
+        emit("poll.opened", aggregate_id=str(poll.id), data={"id": str(poll.id), ...})
+
+The row commits or rolls back with the change, so an event exists exactly when its change does.
+After commit a relay is requested (a ``servicekit.events.relay`` task on ``<service>.relay``; throttled
+per process, never blocking the request when the broker is down); the beat sweep publishes whatever
+a missed request left pending.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from servicekit.conf import servicekit_settings
+from servicekit.events.event import Event
+from servicekit.events.registry import get_registry
+
+logger = logging.getLogger(__name__)
+
+
+class OutsideTransaction(RuntimeError):
+    """``emit()`` was called outside ``transaction.atomic()``."""
+
+
+class WrongProducer(ValueError):
+    """A service emitted an event type another service owns."""
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the active OpenTelemetry span, if tracing is on."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
+def _json_ready(data: dict[str, Any]) -> dict[str, Any]:
+    # UUIDs, datetimes and Decimals become their JSON text form, exactly as consumers will see them.
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def emit(event_type: str, *, aggregate_id: str, data: dict[str, Any], using: str | None = None) -> Event:
+    """Store event ``event_type`` about ``aggregate_id`` in the outbox of the current transaction.
+
+    Validates the type (and, with ``SERVICEKIT["EVENTS_VALIDATE"]``, the data) against
+    ``contracts/events``; raises ``UnknownEventType``/``InvalidEvent``/``WrongProducer`` for a bug in
+    the caller, ``OutsideTransaction`` when not inside ``transaction.atomic()``. Returns the ``Event``.
+    """
+    from servicekit.events.models import OutboxEvent
+
+    registry = get_registry()
+    spec = registry.get(event_type)
+    producer = servicekit_settings.SERVICE_NAME
+    if spec.producer != producer:
+        raise WrongProducer(f"{event_type} is produced by {spec.producer!r}, not {producer!r}")
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        raise OutsideTransaction("emit() must be called inside transaction.atomic() with the change it describes")
+    data = _json_ready(data)
+    if servicekit_settings.EVENTS_VALIDATE:
+        registry.validate_data(event_type, data)
+    now = timezone.now()
+    event = Event(
+        id=str(uuid.uuid4()),
+        type=event_type,
+        occurred_at=now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        producer=producer,
+        aggregate_id=str(aggregate_id),
+        data=data,
+        traceparent=current_traceparent(),
+    )
+    OutboxEvent.objects.using(connection.alias).create(
+        event_id=event.id,
+        event_type=event_type,
+        aggregate_id=event.aggregate_id,
+        envelope=event.envelope(),
+        created_at=now,
+    )
+    transaction.on_commit(request_relay, using=connection.alias)
+    return event
+
+
+_state = threading.local()
+_lock = threading.Lock()
+_last_request = 0.0
+_broker_down_until = 0.0
+
+
+def request_relay() -> bool:
+    """Ask this service's relay worker to publish pending rows now. Never raises, never blocks for long.
+
+    At most one request per ``EVENTS_RELAY_REQUEST_INTERVAL`` seconds per process: a relay that is
+    running keeps polling for ``EVENTS_RELAY_LINGER`` (longer) seconds, so it sees the rows of requests
+    skipped here. After a broker failure, requests pause for a few seconds (the beat sweep covers it).
+    Returns whether a request was sent.
+    """
+    global _last_request, _broker_down_until
+    if not servicekit_settings.EVENTS_RELAY_ON_COMMIT:
+        return False
+    now = time.monotonic()
+    with _lock:
+        if now - _last_request < servicekit_settings.EVENTS_RELAY_REQUEST_INTERVAL or now < _broker_down_until:
+            return False
+        _last_request = now
+    try:
+        from servicekit.events.bus import send_relay_request
+
+        send_relay_request()
+        return True
+    except Exception as exc:  # broker down: the sweep publishes later; the write already succeeded
+        with _lock:
+            _broker_down_until = time.monotonic() + servicekit_settings.EVENTS_BROKER_BACKOFF
+        logger.warning("relay request failed; the sweep will publish", extra={"error": repr(exc)[:300]})
+        return False
+
+
+def reset_relay_throttle() -> None:
+    """Forget the throttle and broker back-off (tests)."""
+    global _last_request, _broker_down_until
+    with _lock:
+        _last_request = 0.0
+        _broker_down_until = 0.0

@@ -1,0 +1,156 @@
+"""The relay: publish pending outbox rows to the broker, in order, marking them sent once confirmed.
+
+Runs as the Celery task ``servicekit.events.relay`` on the ``<service>.relay`` queue (one worker
+process), requested after each commit that emitted events and swept by beat every few seconds.
+By hand (or from a test)::
+
+    from servicekit.events.relay import relay_pending
+    relay_pending()            # publish everything pending now; returns the number published
+
+One relay publishes at a time per database (PostgreSQL advisory lock, a file lock on SQLite), rows
+in ``id`` order, so the events of one aggregate leave in the order they were written. Rows are
+selected ``FOR UPDATE SKIP LOCKED`` and marked sent in the same transaction, only after the broker
+confirmed each message; a crash between publish and mark re-publishes (consumers deduplicate).
+A broker error stops the run and leaves the rest pending for the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import time
+import zlib
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from prometheus_client import Counter
+
+from servicekit.conf import servicekit_settings
+from servicekit.events import bus
+from servicekit.events.registry import get_registry
+
+logger = logging.getLogger(__name__)
+
+PUBLISHED = Counter("events_published_total", "Outbox events published and confirmed by the broker.",
+                    ["service", "type"])
+PUBLISH_ERRORS = Counter("events_publish_errors_total", "Relay runs stopped by a broker error.", ["service"])
+
+LOCK_KEY = zlib.crc32(b"servicekit.events.relay")
+
+
+@contextlib.contextmanager
+def relay_lock(wait: float = 1.0) -> Iterator[bool]:
+    """Hold the per-database relay lock; yields False if another relay kept it for ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    if connection.vendor == "postgresql":
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
+                acquired = cursor.fetchone()[0]
+            if acquired or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                with contextlib.suppress(Exception), connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
+        return
+    path = settings.RUN_DIR / f"relay-{servicekit_settings.SERVICE_NAME}.lock"
+    with open(path, "a+") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                acquired = True
+            except BlockingIOError:
+                acquired = False
+            if acquired or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _publish_batch(producer: Any, app: Any, batch: int) -> int:
+    from servicekit.events.models import OutboxEvent
+
+    service = servicekit_settings.SERVICE_NAME
+    registry = get_registry()
+    error: Exception | None = None
+    with transaction.atomic():
+        pending = OutboxEvent.objects.filter(sent_at__isnull=True).order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            pending = pending.select_for_update(skip_locked=True)
+        rows = list(pending.values_list("id", "envelope")[:batch])
+        sent: list[int] = []
+        for row_id, envelope in rows:
+            try:
+                bus.publish_event(producer, app, envelope, registry=registry)
+            except Exception as exc:  # broker gone or refused: keep order, stop here
+                error = exc
+                break
+            sent.append(row_id)
+            PUBLISHED.labels(service, envelope.get("type", "?")).inc()
+        if sent:
+            OutboxEvent.objects.filter(id__in=sent).update(sent_at=timezone.now())
+        if error is not None:
+            OutboxEvent.objects.filter(id=rows[len(sent)][0]).update(
+                attempts=F("attempts") + 1, last_error=repr(error)[:1000]
+            )
+    if error is not None:
+        PUBLISH_ERRORS.labels(service).inc()
+        raise error
+    return len(rows)
+
+
+def relay_pending(*, linger: float = 0.0, batch: int | None = None, time_limit: float = 25.0) -> int:
+    """Publish pending outbox rows until none is left (then keep looking for ``linger`` seconds).
+
+    Returns how many were published; 0 when another relay holds the lock. Raises the broker error
+    that stopped it (rows already confirmed stay marked sent).
+    """
+    batch = batch or servicekit_settings.EVENTS_RELAY_BATCH
+    app = bus.celery_app()
+    published = 0
+    with relay_lock() as acquired:
+        if not acquired:
+            return 0
+        with bus.connect(app) as conn:
+            producer = conn.Producer()
+            bus.declare_topology(producer.channel)
+            started = idle_since = time.monotonic()
+            while True:
+                count = _publish_batch(producer, app, batch)
+                published += count
+                now = time.monotonic()
+                if now - started >= time_limit:
+                    break
+                if count:
+                    idle_since = now
+                    continue
+                if now - idle_since >= linger:
+                    break
+                time.sleep(0.02)
+    if published:
+        logger.info("relay published events", extra={"count": published})
+    return published
+
+
+def prune_outbox(*, older_than_days: int | None = None) -> int:
+    """Delete sent outbox rows older than the retention; returns how many."""
+    from servicekit.events.models import OutboxEvent
+
+    days = older_than_days if older_than_days is not None else servicekit_settings.EVENTS_OUTBOX_RETENTION_DAYS
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = OutboxEvent.objects.filter(sent_at__lt=cutoff).delete()
+    return deleted
