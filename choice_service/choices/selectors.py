@@ -7,15 +7,16 @@ import uuid
 from django.db.models import Q, QuerySet
 
 from choices.models import Choice, PollReplica
+from servicekit.permissions import can_manage, is_operator, is_principal
 from servicekit.principal import Principal
 
 
 def _visible_poll_ids(actor: Principal | None) -> QuerySet:
     """Polls whose choices the caller may read: every non-draft poll, drafts only for owner or operator."""
     polls = PollReplica.objects.exclude(status=PollReplica.Status.DELETED)
-    if actor is not None and getattr(actor, "is_operator", False):
+    if is_operator(actor):
         return polls.values("id")
-    if actor is not None and getattr(actor, "is_authenticated", False):
+    if is_principal(actor):
         return polls.filter(~Q(status=PollReplica.Status.DRAFT) | Q(owner_id=actor.id)).values("id")
     return polls.exclude(status=PollReplica.Status.DRAFT).values("id")
 
@@ -51,6 +52,9 @@ def choice_for_internal(*, choice_id: uuid.UUID) -> dict | None:
 
 def can_manage_poll(*, actor: Principal | None, poll: PollReplica) -> bool:
     """Owner or operator: who may add, edit or remove a poll's choices (in the right state)."""
-    if actor is None or not getattr(actor, "is_authenticated", False):
-        return False
-    return bool(getattr(actor, "is_operator", False)) or actor.id == poll.owner_id
+    return can_manage(actor, poll.owner_id)
+
+
+def poll_replicas_by_id(*, poll_ids: set) -> dict:
+    """Replicas of the given polls in one query (for per-item action links)."""
+    return {poll.id: poll for poll in PollReplica.objects.filter(pk__in=poll_ids)}

@@ -1,0 +1,99 @@
+"""Choices API, one viewset for v1, v2 and v3: views validate, call one service or selector, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from choices import selectors, services
+from choices.api.serializers import (
+    ChoiceCreateSerializer,
+    ChoiceHALSerializer,
+    ChoiceSerializer,
+    ChoiceUpdateSerializer,
+)
+from choices.models import Choice
+from servicekit.api import VersionedGenericViewSet
+from servicekit.permissions import IsAuthenticatedOrReadOnly
+
+UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+class ChoiceFilter(django_filters.FilterSet):
+    poll = django_filters.UUIDFilter(field_name="poll_id", help_text="Only the choices of this poll.")
+
+    class Meta:
+        model = Choice
+        fields: list[str] = []
+
+
+class ChoiceViewSet(VersionedGenericViewSet):
+    """Choices of polls. Anyone reads the choices of non-draft polls; the poll's owner (or an operator)
+    adds, edits, reorders (``position``) and removes them while the poll is a draft."""
+
+    permission_classes = [IsAuthenticatedOrReadOnly]
+    serializer_classes = {"v1": ChoiceSerializer, "v3": ChoiceHALSerializer}
+    input_serializer_classes = {"create": ChoiceCreateSerializer, "partial_update": ChoiceUpdateSerializer}
+    v2_filter_backends = (DjangoFilterBackend,)
+    filterset_class = ChoiceFilter
+    embedded_name = "choices"
+    ordering = ("position", "created_at", "id")
+    lookup_value_regex = UUID_PATTERN
+    error_statuses = {"create": (409, 422, 503), "partial_update": (409,), "destroy": (409,)}
+
+    def get_queryset(self) -> Any:
+        return selectors.choice_list_visible(actor=self.actor)
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        queryset = super().filter_queryset(queryset)
+        if self.action == "list" and not self.filter_backends:
+            # v1 has no filter backends but keeps the documented ``?poll=<id>``.
+            queryset = ChoiceFilter(self.request.query_params, queryset=queryset, request=self.request).qs
+        return queryset
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        context.setdefault("polls", {})
+        return context
+
+    def _render(self, choices: list[Choice], **kwargs: Any) -> Any:
+        context = self.get_serializer_context()
+        if self.api_version == "v3":
+            context["polls"] = selectors.poll_replicas_by_id(poll_ids={c.poll_id for c in choices})
+        serializer_class = self.get_serializer_class()
+        return serializer_class(choices, context=context, **kwargs).data
+
+    @extend_schema(summary="List choices (optionally of one poll)")
+    def list(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self._render(list(page), many=True))
+
+    @extend_schema(summary="Read a choice")
+    def retrieve(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        return Response(self._render(self.get_object()))
+
+    @extend_schema(summary="Add a choice to a draft poll", request=ChoiceCreateSerializer)
+    def create(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        data = self.validated_input(request)
+        choice = services.choice_create(
+            actor=self.actor, poll_id=data["poll"], text=data["text"], position=data.get("position")
+        )
+        location = f"/api/{self.api_version}/choices/{choice.id}/"
+        return Response(self._render(choice), status=status.HTTP_201_CREATED, headers={"Location": location})
+
+    @extend_schema(summary="Edit or reorder a choice of a draft poll", request=ChoiceUpdateSerializer)
+    def partial_update(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        choice = self.get_object()
+        data = self.validated_input(request, partial=True)
+        choice = services.choice_update(actor=self.actor, choice=choice, **data)
+        return Response(self._render(choice))
+
+    @extend_schema(summary="Remove a choice from a draft poll", responses={204: None})
+    def destroy(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        services.choice_delete(actor=self.actor, choice=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
