@@ -6,6 +6,7 @@ from typing import Any
 
 import django_filters
 from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -53,7 +54,10 @@ class ChoiceViewSet(VersionedGenericViewSet):
         queryset = super().filter_queryset(queryset)
         if self.action == "list" and not self.filter_backends:
             # v1 has no filter backends but keeps the documented ``?poll=<id>``.
-            queryset = ChoiceFilter(self.request.query_params, queryset=queryset, request=self.request).qs
+            filterset = ChoiceFilter(self.request.query_params, queryset=queryset, request=self.request)
+            if not filterset.is_valid():
+                raise translate_validation(filterset.errors)
+            queryset = filterset.qs
         return queryset
 
     def get_serializer_context(self) -> dict[str, Any]:
