@@ -3,6 +3,9 @@
 from django.contrib import admin
 from django.urls import path
 
+from accounts.urls import auth_urlpatterns, wellknown_urlpatterns
+from polls.urls import api_urlpatterns, docs_urlpatterns, internal_urlpatterns
+from servicekit.api import versioned_urlpatterns
 from servicekit.errors import install_django_handlers
 from servicekit.urls import ops_urlpatterns
 
@@ -12,6 +15,11 @@ admin.site.site_title = "polls service"
 urlpatterns = [
     *ops_urlpatterns,
     path("admin/polls/", admin.site.urls),
+    *versioned_urlpatterns(auth_urlpatterns),
+    *wellknown_urlpatterns,
+    *api_urlpatterns,
+    *internal_urlpatterns,
+    *docs_urlpatterns,
 ]
 
 install_django_handlers(globals())

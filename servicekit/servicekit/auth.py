@@ -72,6 +72,9 @@ servicekit_settings.register_defaults(
         "JWKS_REFETCH_SECONDS": 30,
         "JWKS_TIMEOUT_SECONDS": 1.0,
         "SERVICE_TOKEN": "",
+        # Token lifetimes (the issuer, polls_service, sets them from JWT_ACCESS_MINUTES / JWT_REFRESH_MINUTES).
+        "JWT_ACCESS_SECONDS": 300,
+        "JWT_REFRESH_SECONDS": 86400,
     }
 )
 

@@ -218,6 +218,13 @@ def common_settings(
         "TIME_ZONE": "UTC",
         "USE_I18N": False,
         "USE_TZ": True,
+        # Registration, admin password changes and ensure_operator (production) all run these.
+        "AUTH_PASSWORD_VALIDATORS": [
+            {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+            {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+            {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+            {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+        ],
         # --- Applications and middleware ------------------------------------------------------------
         "INSTALLED_APPS": [
             "django.contrib.admin",

@@ -213,7 +213,7 @@ def forged_token_matrix(
 
     key = private_key or test_private_key()
     kid = key_id(key)
-    foreign = jwks.generate_private_key()
+    foreign = _foreign_key()
     foreign_kid = key_id(foreign)
 
     def claims(**changes: Any) -> dict[str, Any]:
@@ -293,3 +293,39 @@ def _sign_rs512(private_key: Any, kid: str, claims: dict[str, Any]) -> str:
     signing_input = f"{_json_b64({'alg': 'RS512', 'typ': 'JWT', 'kid': kid})}.{_json_b64(claims)}"
     signature = private_key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA512())
     return f"{signing_input}.{_b64(signature)}"
+
+
+_foreign: Any = None
+
+
+def _foreign_key() -> Any:
+    """An attacker's RSA key, generated once per process."""
+    global _foreign
+    if _foreign is None:
+        from servicekit import jwks
+
+        _foreign = jwks.generate_private_key()
+    return _foreign
+
+
+def forged_token_names() -> list[str]:
+    """The names of the forged-token cases, for ``pytest.mark.parametrize`` (built fresh per test)."""
+    return [case.name for case in forged_token_matrix()]
+
+
+def forged_token(name: str, **kwargs: Any) -> ForgedToken:
+    """One freshly built case of ``forged_token_matrix`` by name."""
+    for case in forged_token_matrix(**kwargs):
+        if case.name == name:
+            return case
+    raise KeyError(name)
+
+
+def assert_unauthorized(response: Any, case: str = "") -> None:
+    """401, ``application/problem+json`` and ``WWW-Authenticate: Bearer ...`` (Django or requests response)."""
+    headers = response.headers
+    assert response.status_code == 401, f"{case}: expected 401, got {response.status_code}"
+    assert headers.get("Content-Type", "").startswith("application/problem+json"), f"{case}: not problem+json"
+    assert headers.get("WWW-Authenticate", "").startswith("Bearer"), f"{case}: no WWW-Authenticate: Bearer"
+    body = response.json()
+    assert body["status"] == 401 and body["type"].startswith("https://"), f"{case}: malformed problem {body}"

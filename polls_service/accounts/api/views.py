@@ -1,0 +1,135 @@
+"""Auth endpoints at ``/api/v{1,2,3}/auth/...``: register, token, token/refresh, logout, me.
+
+Credential endpoints authenticate by their body, never by an ``Authorization`` header (a stale
+token must not stop a login), and ``register``/``token`` are throttled per client IP and username.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import services
+from accounts.api.serializers import (
+    RefreshSerializer,
+    RegisterSerializer,
+    TokenObtainSerializer,
+    TokenPairSerializer,
+    UserSerializer,
+)
+from accounts.tokens import roles_of
+from servicekit import jwks
+from servicekit.api import VersionedAPIView
+from servicekit.api.hal import action, link
+from servicekit.auth import keyring
+from servicekit.permissions import IsAuthenticated
+from servicekit.throttling import CredentialThrottle
+
+
+def _auth_links(version: str) -> dict[str, Any]:
+    base = f"/api/{version}/auth"
+    return {
+        "me": link(f"{base}/me/"),
+        "refresh": action(f"{base}/token/refresh/", "POST"),
+        "logout": action(f"{base}/logout/", "POST"),
+    }
+
+
+def _pair_body(request: Request, pair: services.TokenPair) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "access": pair.access,
+        "refresh": pair.refresh,
+        "token_type": "Bearer",
+        "expires_in": pair.expires_in,
+    }
+    if request.version == "v3":
+        body["_links"] = {"self": link(request.path), **_auth_links(request.version)}
+    return body
+
+
+class CredentialView(VersionedAPIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    error_statuses = {"post": (401, 429)}
+
+    def get_authenticate_header(self, request: Request) -> str:
+        # No authenticator runs here, but a rejected refresh token is still a 401 Bearer challenge.
+        return 'Bearer realm="api"'
+
+
+class RegisterView(CredentialView):
+    throttle_classes = [CredentialThrottle]
+    throttle_scope = "register"
+
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={201: UserSerializer, 409: OpenApiResponse(description="Username taken.")},
+        summary="Create an account",
+    )
+    def post(self, request: Request, version: str) -> Response:
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_register(**serializer.validated_data)
+        body: dict[str, Any] = {"id": user.pk, "username": user.get_username(), "roles": roles_of(user)}
+        if version == "v3":
+            body["_links"] = {"self": link(request.path), "token": action(f"/api/{version}/auth/token/", "POST")}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class TokenObtainView(CredentialView):
+    throttle_classes = [CredentialThrottle]
+    throttle_scope = "login"
+
+    @extend_schema(request=TokenObtainSerializer, responses={200: TokenPairSerializer}, summary="Log in")
+    def post(self, request: Request, version: str) -> Response:
+        serializer = TokenObtainSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pair = services.token_obtain(**serializer.validated_data)
+        return Response(_pair_body(request, pair))
+
+
+class TokenRefreshView(CredentialView):
+    @extend_schema(request=RefreshSerializer, responses={200: TokenPairSerializer}, summary="Rotate the refresh token")
+    def post(self, request: Request, version: str) -> Response:
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pair = services.token_refresh(refresh=serializer.validated_data["refresh"])
+        return Response(_pair_body(request, pair))
+
+
+class LogoutView(CredentialView):
+    @extend_schema(request=RefreshSerializer, responses={204: None}, summary="Revoke a refresh token")
+    def post(self, request: Request, version: str) -> Response:
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.token_revoke(refresh=serializer.validated_data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(VersionedAPIView):
+    permission_classes = [IsAuthenticated]
+    error_statuses = {"get": (401,)}
+
+    @extend_schema(responses={200: UserSerializer}, summary="The caller, as the access token describes them")
+    def get(self, request: Request, version: str) -> Response:
+        actor = request.user
+        body: dict[str, Any] = {"id": actor.id, "username": actor.username, "roles": sorted(actor.roles)}
+        if version == "v3":
+            body["_links"] = {"self": link(request.path), **_auth_links(version)}
+            body["_links"].pop("me")
+        return Response(body)
+
+
+@require_GET
+@cache_control(public=True, max_age=300)
+def jwks_view(request: HttpRequest) -> JsonResponse:
+    """``/.well-known/jwks.json``: the signing key and any other published (rotation) keys."""
+    return JsonResponse(jwks.jwk_set(keyring().published_keys()))

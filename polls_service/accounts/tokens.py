@@ -1,0 +1,66 @@
+"""Minting RS256 tokens with the issuer's key (servicekit.auth's keyring holds it, loaded once).
+
+Claims: ``iss``, ``aud``, ``iat``, ``exp``, ``jti``, ``sub`` (user id as a string), ``username``,
+``roles`` and ``token_type`` ("access" or "refresh"); header ``kid``. Verification is
+``servicekit.auth.verify_token`` -- the same code every service runs.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from django.contrib.auth.models import AbstractBaseUser
+
+from servicekit.auth import ALGORITHM, keyring
+from servicekit.conf import servicekit_settings
+from servicekit.errors import ServiceUnavailable
+from servicekit.principal import ROLE_OPERATOR, ROLE_USER
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    token: str
+    jti: str
+    issued_at: int
+    expires_at: int
+
+
+def roles_of(user: Any) -> list[str]:
+    """``["user"]``, plus ``"operator"`` for Django staff (and superusers)."""
+    return [ROLE_USER, ROLE_OPERATOR] if (user.is_staff or user.is_superuser) else [ROLE_USER]
+
+
+def mint(user: AbstractBaseUser, *, token_type: str, lifetime: int) -> MintedToken:
+    """Sign a token of ``token_type`` for ``user`` valid ``lifetime`` seconds."""
+    signing = keyring().signing_key()
+    if signing is None:
+        raise ServiceUnavailable("Token signing is not configured on this service.", code="signing-key-missing")
+    now = int(time.time())
+    jti = uuid.uuid4().hex
+    claims = {
+        "iss": servicekit_settings.JWT_ISSUER,
+        "aud": servicekit_settings.JWT_AUDIENCE,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": jti,
+        "sub": str(user.pk),
+        "username": user.get_username(),
+        "roles": roles_of(user),
+        "token_type": token_type,
+    }
+    token = jwt.encode(claims, signing.private_key, algorithm=ALGORITHM, headers={"kid": signing.kid, "typ": "JWT"})
+    return MintedToken(token=token, jti=jti, issued_at=now, expires_at=now + lifetime)
+
+
+def access_lifetime() -> int:
+    """Seconds an access token lives (``JWT_ACCESS_MINUTES``, at most 15 minutes)."""
+    return min(int(servicekit_settings.JWT_ACCESS_SECONDS), 15 * 60)
+
+
+def refresh_lifetime() -> int:
+    """Seconds a refresh token lives (``JWT_REFRESH_MINUTES``, default one day)."""
+    return int(servicekit_settings.JWT_REFRESH_SECONDS)
