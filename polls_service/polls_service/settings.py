@@ -20,3 +20,13 @@ globals().update(
 # --- Identity provider: only this service holds the JWT private key -------------------------------------
 _production = env.str("DJANGO_ENV", default="development") == "production"
 SERVICEKIT.update(issuer_settings(run=RUN_DIR, production=_production))  # noqa: F821 - set by common_settings
+
+# --- Other services (polls asks choice_service how many choices a poll has when opening it) -------------
+CHOICE_INTERNAL_URL = env.str("CHOICE_INTERNAL_URL", default="http://127.0.0.1:8002")
+
+# --- Periodic tasks: close open polls whose closes_at has passed ----------------------------------------
+CELERY_BEAT_SCHEDULE["polls-close-expired"] = {  # noqa: F821 - set by common_settings
+    "task": "polls.close_expired_polls",
+    "schedule": env.float("POLLS_AUTO_CLOSE_SECONDS", default=15.0),
+    "options": {"expires": 60.0},
+}
