@@ -18,6 +18,8 @@ Event types and their schemas: ``contracts/events/``. Modules: ``registry`` (typ
 dead letters), ``models`` (OutboxEvent, InboxEvent, DeadLetter), ``tasks`` (Celery tasks).
 """
 
+import os
+
 from servicekit.conf import servicekit_settings
 from servicekit.events.event import Event
 from servicekit.events.inbox import handlers_for, handles
@@ -38,9 +40,10 @@ servicekit_settings.register_defaults({
     # Rows published per relay transaction.
     "EVENTS_RELAY_BATCH": 200,
     # Handler retries before dead-lettering, and the backoff base/cap in seconds.
-    "EVENTS_MAX_RETRIES": 5,
-    "EVENTS_RETRY_BACKOFF": 1.0,
-    "EVENTS_RETRY_BACKOFF_MAX": 60.0,
+    # (Environment variables of the same names override these defaults.)
+    "EVENTS_MAX_RETRIES": int(os.environ.get("EVENTS_MAX_RETRIES", 5)),
+    "EVENTS_RETRY_BACKOFF": float(os.environ.get("EVENTS_RETRY_BACKOFF", 1.0)),
+    "EVENTS_RETRY_BACKOFF_MAX": float(os.environ.get("EVENTS_RETRY_BACKOFF_MAX", 60.0)),
     # Retention of sent outbox rows and inbox records.
     "EVENTS_OUTBOX_RETENTION_DAYS": 7,
     "EVENTS_INBOX_RETENTION_DAYS": 30,

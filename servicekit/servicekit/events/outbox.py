@@ -103,7 +103,7 @@ def emit(event_type: str, *, aggregate_id: str, data: dict[str, Any], using: str
 
 _state = threading.local()
 _lock = threading.Lock()
-_last_request = 0.0
+_last_request = float("-inf")
 _broker_down_until = 0.0
 
 
@@ -139,5 +139,5 @@ def reset_relay_throttle() -> None:
     """Forget the throttle and broker back-off (tests)."""
     global _last_request, _broker_down_until
     with _lock:
-        _last_request = 0.0
+        _last_request = float("-inf")
         _broker_down_until = 0.0
