@@ -137,9 +137,7 @@ def choice_create(*, actor: Principal, poll_id: uuid.UUID, text: str, position: 
             siblings = Choice.objects.filter(poll_id=poll_id)
             stats = siblings.aggregate(top=Max("position"))
             if siblings.count() >= MAX_CHOICES_PER_POLL:
-                raise Conflict(
-                    f"A poll has at most {MAX_CHOICES_PER_POLL} choices.", code="choice-limit-reached"
-                )
+                raise Conflict(f"A poll has at most {MAX_CHOICES_PER_POLL} choices.", code="choice-limit-reached")
             if position is None:
                 position = 0 if stats["top"] is None else stats["top"] + 1
             choice = Choice.objects.create(poll_id=poll_id, text=text, position=position)
@@ -151,9 +149,7 @@ def choice_create(*, actor: Principal, poll_id: uuid.UUID, text: str, position: 
     return choice
 
 
-def choice_update(
-    *, actor: Principal, choice: Choice, text: str | None = None, position: int | None = None
-) -> Choice:
+def choice_update(*, actor: Principal, choice: Choice, text: str | None = None, position: int | None = None) -> Choice:
     """Edit a choice's text and/or position (reordering) while its poll is a draft."""
     try:
         with transaction.atomic():

@@ -189,7 +189,12 @@ def _is_double_vote(exc: IntegrityError) -> bool:
 
 
 def _vote_event(vote: Vote) -> dict[str, Any]:
-    return {"id": str(vote.id), "poll_id": str(vote.poll_id), "choice_id": str(vote.choice_id), "voter_id": vote.voter_id}
+    return {
+        "id": str(vote.id),
+        "poll_id": str(vote.poll_id),
+        "choice_id": str(vote.choice_id),
+        "voter_id": vote.voter_id,
+    }
 
 
 def vote_cast(*, actor: Principal, poll_id: uuid.UUID, choice_id: uuid.UUID) -> Vote:
@@ -224,7 +229,11 @@ def vote_change(*, actor: Principal, vote: Vote, choice_id: uuid.UUID) -> Vote:
         previous = locked.choice_id
         locked.choice_id = choice_id
         locked.save(update_fields=["choice_id", "updated_at"])
-        emit("vote.changed", aggregate_id=str(locked.id), data={**_vote_event(locked), "previous_choice_id": str(previous)})
+        emit(
+            "vote.changed",
+            aggregate_id=str(locked.id),
+            data={**_vote_event(locked), "previous_choice_id": str(previous)},
+        )
         results_invalidate_on_commit(poll_id=locked.poll_id)
     return locked
 

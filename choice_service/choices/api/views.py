@@ -65,12 +65,13 @@ class ChoiceViewSet(VersionedGenericViewSet):
         context.setdefault("polls", {})
         return context
 
-    def _render(self, choices: list[Choice], **kwargs: Any) -> Any:
+    def _render(self, data: Choice | list[Choice], **kwargs: Any) -> Any:
         context = self.get_serializer_context()
         if self.api_version == "v3":
+            choices = data if isinstance(data, list) else [data]
             context["polls"] = selectors.poll_replicas_by_id(poll_ids={c.poll_id for c in choices})
         serializer_class = self.get_serializer_class()
-        return serializer_class(choices, context=context, **kwargs).data
+        return serializer_class(data, context=context, **kwargs).data
 
     @extend_schema(summary="List choices (optionally of one poll)")
     def list(self, request: Any, *args: Any, **kwargs: Any) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -38,7 +39,11 @@ def test_list_shows_choices_of_non_draft_polls_to_anyone(anon, open_poll, draft_
     assert set(body) == {"count", "next", "previous", "results"}
     assert [item["id"] for item in body["results"]] == [str(visible.id)]
     assert body["results"][0] == {
-        "id": str(visible.id), "poll": str(open_poll.id), "text": "Visible", "position": visible.position, "votes": 0,
+        "id": str(visible.id),
+        "poll": str(open_poll.id),
+        "text": "Visible",
+        "position": visible.position,
+        "votes": 0,
     }
 
 
@@ -122,9 +127,7 @@ def test_choices_only_change_while_draft(owner, status):
 
 def test_mass_assignment_of_votes_and_id_is_ignored(owner, draft_poll):
     chosen_id = str(uuid.uuid4())
-    response = owner.post(
-        URL, {"poll": str(draft_poll.id), "text": "x", "votes": 999, "id": chosen_id}, format="json"
-    )
+    response = owner.post(URL, {"poll": str(draft_poll.id), "text": "x", "votes": 999, "id": chosen_id}, format="json")
     assert response.status_code == 201
     assert response.json()["votes"] == 0 and response.json()["id"] != chosen_id
     assert Choice.objects.get().votes == 0
@@ -182,7 +185,7 @@ def test_malformed_json_is_400(owner):
 
 
 def test_body_over_64_kib_is_413(owner, draft_poll):
-    payload = '{"poll": "%s", "text": "%s"}' % (draft_poll.id, "x" * (65 * 1024))
+    payload = json.dumps({"poll": str(draft_poll.id), "text": "x" * (65 * 1024)})
     problem(owner.post(URL, payload, content_type="application/json"), 413)
 
 

@@ -1,0 +1,59 @@
+"""/internal/ endpoints: service credential only."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from rest_framework.test import APIClient
+
+from choices.tests.factories import ChoiceFactory, PollReplicaFactory
+from servicekit.testing import service_credentials
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def service() -> APIClient:
+    client = APIClient()
+    client.credentials(**service_credentials())
+    return client
+
+
+def test_internal_choice(service):
+    choice = ChoiceFactory(poll_id=PollReplicaFactory().id, text="Tea", position=3)
+    response = service.get(f"/internal/choices/{choice.id}/")
+    assert response.status_code == 200
+    assert response.json() == {"id": str(choice.id), "poll_id": str(choice.poll_id), "text": "Tea", "position": 3}
+    assert service.get(f"/internal/choices/{uuid.uuid4()}/").status_code == 404
+
+
+def test_internal_poll_choices_in_order(service):
+    poll = PollReplicaFactory()
+    b = ChoiceFactory(poll_id=poll.id, text="B", position=2)
+    a = ChoiceFactory(poll_id=poll.id, text="A", position=1)
+    body = service.get(f"/internal/polls/{poll.id}/choices/").json()
+    assert body == {
+        "poll_id": str(poll.id),
+        "choices": [
+            {"id": str(a.id), "text": "A", "position": 1},
+            {"id": str(b.id), "text": "B", "position": 2},
+        ],
+    }
+    empty = service.get(f"/internal/polls/{uuid.uuid4()}/choices/").json()
+    assert empty["choices"] == []
+
+
+def test_internal_endpoints_refuse_users_and_anonymous(owner, anon):
+    choice = ChoiceFactory()
+    for client in (owner, anon):
+        for url in (f"/internal/choices/{choice.id}/", f"/internal/polls/{choice.poll_id}/choices/"):
+            response = client.get(url)
+            assert response.status_code in (401, 403)
+            assert response["Content-Type"] == "application/problem+json"
+
+
+def test_wrong_service_token_is_refused(anon):
+    choice = ChoiceFactory()
+    response = anon.get(f"/internal/choices/{choice.id}/", HTTP_AUTHORIZATION="Service wrong-token")
+    assert response.status_code in (401, 403)
