@@ -14,11 +14,11 @@ export function h(tag, attrs = {}, ...children) {
     else if (PROPS.has(key)) el[key] = value;
     else el.setAttribute(key, value === true ? "" : String(value));
   }
-  append(el, children);
+  append(el, ...children);
   return el;
 }
 
-export function append(el, children) {
+export function append(el, ...children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));

@@ -1,7 +1,7 @@
 // Entry module: boots the session, draws the navigation and routes hash URLs to views.
 
 import { createApp } from "./app.js";
-import { h, clear } from "./dom.js";
+import { append, h, clear } from "./dom.js";
 import { SessionExpired } from "./session.js";
 import { failurePanel } from "./ui.js";
 import { loginView, registerView } from "./views/auth.js";
@@ -67,30 +67,41 @@ function viewFor(path) {
 }
 
 function notFoundView({ container }) {
-  container.append(
+  append(
+    container,
     h("h1", { tabindex: "-1" }, "Page not found"),
     h("p", {}, "There is nothing at this address. ", h("a", { href: "#/polls" }, "Go to the polls.")),
   );
 }
 
+let renderCount = 0;
+
 async function render() {
   if (cleanup) cleanup();
   cleanup = null;
+  renderCount += 1;
+  const current = renderCount;
   const route = parseRoute();
   renderNav();
-  clear(main);
+  // Each render draws into its own element; a render overtaken by a newer navigation keeps
+  // drawing into a detached element and never mixes with the current page.
+  const container = h("div", { class: "view" });
+  main.replaceChildren(container);
   main.setAttribute("aria-busy", "true");
+  let result;
   try {
     await app.loadEntry();
     const view = viewFor(route.path);
-    const result = await view({ app, container: main, params: route.params, rerender: render });
-    if (typeof result === "function") cleanup = result;
+    result = await view({ app, container, params: route.params, rerender: render });
   } catch (error) {
-    clear(main);
-    main.append(failurePanel(error, render));
-  } finally {
-    main.removeAttribute("aria-busy");
+    if (current === renderCount) container.replaceChildren(failurePanel(error, render));
   }
+  if (current !== renderCount) {
+    if (typeof result === "function") result();
+    return;
+  }
+  if (typeof result === "function") cleanup = result;
+  main.removeAttribute("aria-busy");
   if (!firstRender) {
     const heading = main.querySelector("h1");
     if (heading) {
@@ -110,7 +121,7 @@ async function boot() {
     } catch (error) {
       if (error instanceof SessionExpired) {
         app.flash("Your session has expired. Please log in again.", "warning");
-        location.hash = "#/login";
+        history.replaceState(null, "", "#/login");
       }
       // Network trouble: keep the refresh token; the view below shows the retry.
     }

@@ -27,7 +27,13 @@ export class Session {
    * @param {(fn: Function, ms: number) => any} [deps.setTimer]
    * @param {(handle: any) => void} [deps.clearTimer]
    */
-  constructor({ refreshTokens, storage, now = () => Date.now(), setTimer = setTimeout, clearTimer = clearTimeout }) {
+  constructor({
+    refreshTokens,
+    storage,
+    now = () => Date.now(),
+    setTimer = (fn, ms) => setTimeout(fn, ms),
+    clearTimer = (handle) => clearTimeout(handle),
+  }) {
     this.refreshTokens = refreshTokens;
     this.storage = storage;
     this.now = now;

@@ -27,6 +27,7 @@ export function errorSlot() {
 /** A readable sentence for any error the client can meet. */
 export function messageFor(error) {
   if (error instanceof ApiError || error instanceof NetworkError) return error.message;
+  console.error(error); // a bug in the page: keep the details for developers, show a sentence
   return "Something went wrong in the page. Reload it and try again.";
 }
 

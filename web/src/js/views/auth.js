@@ -1,7 +1,7 @@
 // Log in and register.
 
 import { ApiError } from "../api.js";
-import { h } from "../dom.js";
+import { append, h } from "../dom.js";
 import { busy, errorSlot, field, showFormError } from "../ui.js";
 
 function noticeBox(app) {
@@ -55,7 +55,7 @@ export function loginView({ app, container, params }) {
     h("div", { class: "actions" }, submit),
     h("p", {}, "No account yet? ", h("a", { href: "#/register" }, "Register")),
   );
-  container.append(h("h1", {}, "Log in"), noticeBox(app), form);
+  append(container, h("h1", {}, "Log in"), noticeBox(app), form);
   if (!app.session.signedIn || params.get("next")) username.input.focus();
 }
 
@@ -105,7 +105,7 @@ export function registerView({ app, container }) {
     h("div", { class: "actions" }, submit),
     h("p", {}, "Already registered? ", h("a", { href: "#/login" }, "Log in")),
   );
-  container.append(h("h1", {}, "Create an account"), form);
+  append(container, h("h1", {}, "Create an account"), form);
 }
 
 export { noticeBox };

@@ -1,7 +1,7 @@
 // Create a poll (a draft) with its choices, and optionally open it straight away.
 
 import { ApiError } from "../api.js";
-import { h, clear } from "../dom.js";
+import { append, h, clear } from "../dom.js";
 import { href, idFromHref, link, method } from "../hal.js";
 import { busy, errorSlot, field, showFormError } from "../ui.js";
 
@@ -154,6 +154,6 @@ export function createView({ app, container }) {
     h("div", { class: "actions" }, submit, h("a", { href: "#/polls", class: "button link" }, "Cancel")),
   );
   clear(container);
-  container.append(h("h1", {}, "New poll"), form);
+  append(container, h("h1", {}, "New poll"), form);
   question.input.focus();
 }

@@ -1,6 +1,6 @@
 // Browse polls: open / closed / my drafts, search, and "load more" following `_links.next`.
 
-import { h, formatDate } from "../dom.js";
+import { append, h, formatDate } from "../dom.js";
 import { href, idFromHref, items, withQuery } from "../hal.js";
 import { busy, errorSlot } from "../ui.js";
 import { noticeBox } from "./auth.js";
@@ -101,7 +101,8 @@ export async function listView({ app, container, params }) {
   const pollsHref = app.href("polls");
   const firstPage = await app.api.get(withQuery(pollsHref, { status, search: query || null }));
 
-  container.append(
+  append(
+    container,
     h("div", { class: "page-head" }, h("h1", {}, "Polls"), signedIn ? h("a", { class: "button", href: "#/polls/new" }, "New poll") : null),
     noticeBox(app),
     searchForm,

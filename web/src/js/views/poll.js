@@ -2,7 +2,7 @@
 // (vote, change, retract) and results that update live by polling with ETag / If-None-Match.
 
 import { ApiError, NetworkError } from "../api.js";
-import { h, clear, formatDate } from "../dom.js";
+import { append, h, clear, formatDate } from "../dom.js";
 import { href, idFromHref, items, link, method, withQuery } from "../hal.js";
 import { resultRows, reorderPlan, sortChoices } from "../results.js";
 import { busy, errorSlot, failurePanel, field, messageFor } from "../ui.js";
@@ -341,7 +341,10 @@ export async function pollView({ app, container, id }) {
     const vote = voteSection();
     const results = resultsSection();
     const close = closeSection();
-    container.append(
+    const pageSlot = errorSlot();
+    pageSlot.el.id = "page-error";
+    append(
+    container,
       h("p", { class: "breadcrumb" }, h("a", { href: `#/polls?status=${poll.status}` }, "← All polls")),
       h("h1", { id: "poll-question" }, poll.question),
       h(
@@ -352,6 +355,7 @@ export async function pollView({ app, container, id }) {
         poll.created_at ? ` Created ${formatDate(poll.created_at)}.` : "",
       ),
       noticeBox(app),
+      pageSlot.el,
       poll.description ? h("p", { class: "description" }, poll.description) : null,
       poll.status === "closed" ? h("p", { class: "notice info", role: "status" }, "This poll is closed. Voting has ended.") : null,
       h("p", { class: "visually-hidden", role: "status", id: "action-status" }, announce || ""),
@@ -362,14 +366,18 @@ export async function pollView({ app, container, id }) {
       !owner && !vote && !results && !close ? h("section", { class: "panel" }, h("p", {}, "This poll is a draft and has no results yet.")) : null,
     );
     for (const [name, message] of Object.entries(errors)) {
-      if (message && slots[name]) slots[name].slot.show(message);
+      // An action whose section is gone after the reload (e.g. a vote on a poll closed meanwhile)
+      // still gets its message, at the top of the page.
+      if (message) (slots[name] ? slots[name].slot : pageSlot).show(message);
     }
     if (focusKey) {
       const target = container.querySelector(`[data-key="${CSS.escape(focusKey)}"]`);
       if (target && !target.disabled) target.focus();
       else {
-        const errored = Object.keys(errors).find((k) => errors[k] && slots[k]);
-        const heading = errored ? container.querySelector(`#${errored}-heading`) : container.querySelector("h1");
+        const errored = Object.keys(errors).find((k) => errors[k]);
+        const heading = errored
+          ? container.querySelector(`#${errored}-heading`) || pageSlot.el
+          : container.querySelector("h1");
         if (heading) {
           heading.setAttribute("tabindex", "-1");
           heading.focus();
@@ -434,11 +442,11 @@ export async function pollView({ app, container, id }) {
     await load();
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) {
-      container.append(h("h1", {}, "Poll not found"), h("p", {}, "This poll does not exist or you cannot see it. ", h("a", { href: "#/polls" }, "Back to the polls.")));
+      append(container, h("h1", {}, "Poll not found"), h("p", {}, "This poll does not exist or you cannot see it. ", h("a", { href: "#/polls" }, "Back to the polls.")));
       return undefined;
     }
     if (error instanceof ApiError && error.status === 401) return undefined;
-    container.append(failurePanel(error, () => window.dispatchEvent(new HashChangeEvent("hashchange"))));
+    append(container, failurePanel(error, () => window.dispatchEvent(new HashChangeEvent("hashchange"))));
     return undefined;
   }
   render();
