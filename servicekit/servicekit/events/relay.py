@@ -81,6 +81,18 @@ def relay_lock(wait: float = 1.0) -> Iterator[bool]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _next_millisecond() -> None:
+    """Wait until the millisecond clock moves on.
+
+    kombu's filesystem transport names message files after ``monotonic()`` in whole milliseconds and
+    delivers them in name order; two messages in one millisecond could swap. One event per millisecond
+    keeps the per-aggregate order on the embedded broker too.
+    """
+    start = round(time.monotonic() * 1000)
+    while round(time.monotonic() * 1000) == start:
+        time.sleep(0.0002)
+
+
 def _publish_batch(producer: Any, app: Any, batch: int) -> int:
     from servicekit.events.models import OutboxEvent
 
@@ -93,7 +105,10 @@ def _publish_batch(producer: Any, app: Any, batch: int) -> int:
             pending = pending.select_for_update(skip_locked=True)
         rows = list(pending.values_list("id", "envelope")[:batch])
         sent: list[int] = []
+        ordered_by_clock = producer.connection.transport_cls == "filesystem"
         for row_id, envelope in rows:
+            if ordered_by_clock:
+                _next_millisecond()
             try:
                 bus.publish_event(producer, app, envelope, registry=registry)
             except Exception as exc:  # broker gone or refused: keep order, stop here
