@@ -55,3 +55,9 @@ def login(api: APIClient) -> Callable[[Any], dict[str, Any]]:
         return response.json()
 
     return do
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    # PBKDF2's deliberate cost is not under test here; MD5 keeps a suite full of logins quick.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
