@@ -19,3 +19,10 @@ globals().update(
 # --- Other services (replica misses, reconciliation) ----------------------------------------------
 POLLS_INTERNAL_URL = env.str("POLLS_INTERNAL_URL", default="http://127.0.0.1:8001")
 VOTE_INTERNAL_URL = env.str("VOTE_INTERNAL_URL", default="http://127.0.0.1:8003")
+
+# --- Periodic tasks: repair any tally that drifted from vote_service's ledger (events engineer) -------
+CELERY_BEAT_SCHEDULE["choices-reconcile-tallies"] = {  # noqa: F821 - set by common_settings
+    "task": "choices.reconcile_tallies",
+    "schedule": env.float("CHOICES_RECONCILE_SECONDS", default=300.0),
+    "options": {"expires": 120.0},
+}
