@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from .conftest import ApiUser, results_row, shot, ui_create_poll, ui_login, ui_register, unique
+from .helpers import PAGE_SIZE, ApiUser, results_row, shot, ui_create_poll, ui_login, ui_register, unique
 
 
 def open_poll_from_list(page: Page, question: str) -> None:
@@ -234,8 +234,8 @@ def test_search_and_load_more_follow_next_links(open_page, base_url):
     for n in range(PAGE_OVERFLOW):
         poll = owner.post("polls", {"question": f"{tag} question {n}"}).json()
         add = poll["_links"]["add_choice"]["href"]
-        for text in ("Yes", "No"):
-            assert owner.post(add, {"poll": poll["id"], "text": text, "position": 0 if text == "Yes" else 1}).status_code == 201
+        for position, text in enumerate(("Yes", "No")):
+            assert owner.post(add, {"poll": poll["id"], "text": text, "position": position}).status_code == 201
         assert owner.post(poll["_links"]["open"]["href"], {}).status_code == 200
     page = open_page()
     page.goto(f"/#/polls?status=open&q={tag}")
@@ -250,7 +250,7 @@ def test_search_and_load_more_follow_next_links(open_page, base_url):
     shot(page, "12-search-results")
 
 
-PAGE_OVERFLOW = 4
+PAGE_OVERFLOW = PAGE_SIZE + 1  # two pages: the second comes from _links.next
 
 
 def test_phone_sized_screen_has_no_horizontal_scroll(open_page):

@@ -73,7 +73,8 @@ export function createView({ app, container }) {
     }
     if (!created) {
       try {
-        created = await app.api.send("POST", app.href("polls"), {
+        const createLink = app.link("create_poll") || app.link("polls");
+        created = await app.api.send(method(createLink, "POST"), createLink.href, {
           question: question.input.value.trim(),
           description: description.input.value.trim(),
         });

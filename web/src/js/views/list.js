@@ -5,6 +5,8 @@ import { href, idFromHref, items, withQuery } from "../hal.js";
 import { busy, errorSlot } from "../ui.js";
 import { noticeBox } from "./auth.js";
 
+export const PAGE_SIZE = 10;
+
 const TABS = [
   { status: "open", label: "Open", empty: "No open polls right now." },
   { status: "closed", label: "Closed", empty: "No closed polls yet." },
@@ -99,7 +101,8 @@ export async function listView({ app, container, params }) {
   });
 
   const pollsHref = app.href("polls");
-  const firstPage = await app.api.get(withQuery(pollsHref, { status, search: query || null }));
+  const owner = status === "draft" && app.me && app.me.id !== undefined ? app.me.id : null;
+  const firstPage = await app.api.get(withQuery(pollsHref, { status, search: query || null, owner, page_size: PAGE_SIZE }));
 
   append(
     container,
