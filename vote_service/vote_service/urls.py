@@ -1,8 +1,9 @@
 """URLs of vote_service. Paths match the gateway's, so nothing is rewritten on the way in."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
+from servicekit.api import schema_urlpatterns, versioned_urlpatterns
 from servicekit.errors import install_django_handlers
 from servicekit.urls import ops_urlpatterns
 
@@ -12,6 +13,9 @@ admin.site.site_title = "votes service"
 urlpatterns = [
     *ops_urlpatterns,
     path("admin/votes/", admin.site.urls),
+    *versioned_urlpatterns([path("", include("votes.api.urls"))]),
+    *schema_urlpatterns("votes"),
+    path("", include("votes.internal")),
 ]
 
 install_django_handlers(globals())

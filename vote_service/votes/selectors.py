@@ -40,3 +40,8 @@ def has_voted(*, actor: Principal | None, poll_id: uuid.UUID) -> bool:
     if actor is None or not getattr(actor, "is_authenticated", False):
         return False
     return Vote.objects.filter(poll_id=poll_id, voter_id=actor.id).exists()
+
+
+def poll_replicas_by_id(*, poll_ids: set) -> dict:
+    """Replicas of the given polls in one query (for per-item action links)."""
+    return {poll.id: poll for poll in PollReplica.objects.filter(pk__in=poll_ids)}

@@ -53,7 +53,12 @@ def choice_replicas_warm(*, poll_id: uuid.UUID | str) -> int:
     now = timezone.now()
     for item in data.get("choices", []):
         ChoiceReplica.objects.get_or_create(
-            pk=item["id"], defaults={"poll_id": poll_id, "position": item.get("position", 0), "source_time": now}
+            pk=uuid.UUID(str(item["id"])),
+            defaults={
+                "poll_id": uuid.UUID(str(poll_id)),
+                "position": int(item.get("position") or 0),
+                "source_time": now,
+            },
         )
     return len(data.get("choices", []))
 
@@ -94,7 +99,11 @@ def choice_replica_ensure(*, choice_id: uuid.UUID | str) -> ChoiceReplica | None
         return None
     replica, _ = ChoiceReplica.objects.get_or_create(
         pk=choice_id,
-        defaults={"poll_id": data["poll_id"], "position": data.get("position", 0), "source_time": timezone.now()},
+        defaults={
+            "poll_id": uuid.UUID(str(data["poll_id"])),
+            "position": int(data.get("position") or 0),
+            "source_time": timezone.now(),
+        },
     )
     return replica
 

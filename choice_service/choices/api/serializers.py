@@ -9,6 +9,7 @@ from rest_framework import serializers
 from choices.models import TEXT_MAX_LENGTH, Choice, PollReplica
 from choices.selectors import can_manage_poll
 from servicekit.api.fields import TextField
+from servicekit.api.strict_fields import StrictUUIDField
 from servicekit.api.hal import action, link, links_field
 
 MAX_POSITION = 10_000
@@ -45,7 +46,7 @@ class ChoiceHALSerializer(ChoiceSerializer):
 class ChoiceCreateSerializer(serializers.Serializer):
     """POST body. ``votes`` and any unknown field are ignored; the tally always starts at 0."""
 
-    poll = serializers.UUIDField(help_text="The poll (a draft you own) to add the choice to.")
+    poll = StrictUUIDField(help_text="The poll (a draft you own) to add the choice to.")
     text = TextField(min_length=1, max_length=TEXT_MAX_LENGTH)
     position = serializers.IntegerField(
         required=False, min_value=0, max_value=MAX_POSITION, help_text="Display order; default: after the last."

@@ -19,13 +19,17 @@ OPERATOR_ID = 99
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache_and_relay(settings) -> None:
+def _isolated_cache_and_relay(settings) -> Iterator[None]:
     # Concurrent suites share the Redis DB: a key prefix of our own keeps breakers and idempotency apart.
     caches = {name: dict(conf) for name, conf in settings.CACHES.items()}
     caches["default"]["KEY_PREFIX"] = f"choices-test-{os.environ.get('TEST_NAMESPACE', '')}-{os.getpid()}"
     settings.CACHES = caches
     # No relay task is sent to the broker from unit tests; outbox rows are asserted directly.
     settings.SERVICEKIT = {**settings.SERVICEKIT, "EVENTS_RELAY_ON_COMMIT": False}
+    yield
+    from django.core.cache import cache
+
+    cache.delete_pattern("*")  # only this test's prefix: nothing leaks into the shared Redis DB
 
 
 @pytest.fixture

@@ -167,6 +167,7 @@ def test_same_text_in_another_poll_is_fine(owner, draft_poll):
         ({"text": "ok", "position": -1}, "position"),
         ({"text": "ok", "position": "first"}, "position"),
         ({"text": "ok", "poll": "nope"}, "poll"),
+        ({"text": "ok", "poll": 5}, "poll"),
     ],
 )
 def test_text_and_field_validation(owner, draft_poll, payload, field):

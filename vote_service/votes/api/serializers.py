@@ -1,0 +1,84 @@
+"""Vote and results representations per API version. Plain ``Serializer``s: no validator queries on the
+hot path (the database's unique constraint decides a double vote)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from servicekit.api.strict_fields import StrictUUIDField
+from servicekit.api.hal import action, link, links_field
+from votes.models import PollReplica, Vote
+from votes.services import poll_is_open
+
+
+class VoteSerializer(serializers.Serializer):
+    """v1/v2: ``{id, poll, choice, voter, created_at, updated_at}``."""
+
+    id = serializers.UUIDField(read_only=True)
+    poll = serializers.UUIDField(source="poll_id", read_only=True)
+    choice = serializers.UUIDField(source="choice_id", read_only=True)
+    voter = serializers.IntegerField(source="voter_id", read_only=True, help_text="User id of the voter.")
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+
+class VoteHALSerializer(VoteSerializer):
+    """v3: the vote with links to itself, its poll and choice; ``change``/``retract`` while the poll is open."""
+
+    _links = links_field("self", "poll", "choice", optional=("change", "retract"))
+
+    def get__links(self, vote: Vote) -> dict[str, Any]:
+        href = f"/api/v3/votes/{vote.id}/"
+        links = {
+            "self": link(href),
+            "poll": link(f"/api/v3/polls/{vote.poll_id}/"),
+            "choice": link(f"/api/v3/choices/{vote.choice_id}/"),
+        }
+        poll: PollReplica | None = (self.context.get("polls") or {}).get(vote.poll_id)
+        if poll is not None and poll_is_open(status=poll.status, closes_at=poll.closes_at):
+            links["change"] = action(href, "PATCH")
+            links["retract"] = action(href, "DELETE")
+        return links
+
+
+class VoteCreateSerializer(serializers.Serializer):
+    """POST body. The voter is always the caller: a ``voter`` field (or any other) is ignored."""
+
+    poll = StrictUUIDField(help_text="The open poll to vote in.")
+    choice = StrictUUIDField(help_text="One of the poll's choices.")
+
+
+class VoteChangeSerializer(serializers.Serializer):
+    """PATCH body (v2+): another choice of the same poll. ``poll`` and ``voter`` cannot change (ignored)."""
+
+    choice = StrictUUIDField(help_text="The new choice, of the same poll.")
+
+
+class ChoiceCountSerializer(serializers.Serializer):
+    choice = serializers.UUIDField()
+    votes = serializers.IntegerField()
+
+
+class ResultsSerializer(serializers.Serializer):
+    """``{poll, total, choices: [{choice, votes}], as_of}``: every choice, zeros included, in display order."""
+
+    poll = serializers.UUIDField()
+    total = serializers.IntegerField()
+    choices = ChoiceCountSerializer(many=True)
+    as_of = serializers.DateTimeField(help_text="When these counts were taken from the ledger.")
+
+    def to_representation(self, instance: dict[str, Any]) -> dict[str, Any]:
+        return dict(instance)  # already JSON-ready (and cached that way)
+
+
+class ResultsHALSerializer(ResultsSerializer):
+    _links = links_field("self", "poll")
+
+    def to_representation(self, instance: dict[str, Any]) -> dict[str, Any]:
+        poll = instance["poll"]
+        return {
+            **instance,
+            "_links": {"self": link(f"/api/v3/results/{poll}/"), "poll": link(f"/api/v3/polls/{poll}/")},
+        }

@@ -1,0 +1,111 @@
+"""Votes and results API, one view per resource for v1, v2 and v3."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import django_filters
+from django.http import Http404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+from servicekit.api import VersionedAPIView, VersionedGenericViewSet
+from servicekit.permissions import IsAuthenticated
+from votes import results, selectors, services
+from votes.api.serializers import (
+    ResultsHALSerializer,
+    ResultsSerializer,
+    VoteChangeSerializer,
+    VoteCreateSerializer,
+    VoteHALSerializer,
+    VoteSerializer,
+)
+from votes.models import Vote
+
+UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+class VoteFilter(django_filters.FilterSet):
+    poll = django_filters.UUIDFilter(field_name="poll_id", help_text="Only your vote in this poll.")
+
+    class Meta:
+        model = Vote
+        fields: list[str] = []
+
+
+class VoteViewSet(VersionedGenericViewSet):
+    """Your votes. ``POST`` votes (once per poll), ``DELETE`` retracts while the poll is open, ``PATCH``
+    (v2+) moves the vote to another choice of the same poll while it is open. Lists show only your votes."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_classes = {"v1": VoteSerializer, "v3": VoteHALSerializer}
+    input_serializer_classes = {"create": VoteCreateSerializer, "partial_update": VoteChangeSerializer}
+    action_versions = {"partial_update": ("v2", "v3")}
+    v2_filter_backends = (DjangoFilterBackend,)
+    filterset_class = VoteFilter
+    embedded_name = "votes"
+    ordering = ("-created_at", "id")
+    lookup_value_regex = UUID_PATTERN
+    error_statuses = {"create": (409, 422, 503), "partial_update": (422, 503), "destroy": (422,)}
+
+    def get_queryset(self) -> Any:
+        return selectors.vote_list_own(actor=self.actor)
+
+    def _render(self, data: Vote | list[Vote], **kwargs: Any) -> Any:
+        context = self.get_serializer_context()
+        if self.api_version == "v3":
+            votes = data if isinstance(data, list) else [data]
+            context["polls"] = selectors.poll_replicas_by_id(poll_ids={v.poll_id for v in votes})
+        return self.get_serializer_class()(data, context=context, **kwargs).data
+
+    @extend_schema(summary="List your votes")
+    def list(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self._render(list(page), many=True))
+
+    @extend_schema(summary="Read one of your votes")
+    def retrieve(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        return Response(self._render(self.get_object()))
+
+    @extend_schema(summary="Vote in an open poll (once per poll)", request=VoteCreateSerializer)
+    def create(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        data = self.validated_input(request)
+        vote = services.vote_cast(actor=self.actor, poll_id=data["poll"], choice_id=data["choice"])
+        location = f"/api/{self.api_version}/votes/{vote.id}/"
+        return Response(self._render(vote), status=status.HTTP_201_CREATED, headers={"Location": location})
+
+    @extend_schema(summary="Change your vote to another choice of the poll (v2+)", request=VoteChangeSerializer)
+    def partial_update(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        vote = self.get_object()
+        data = self.validated_input(request, partial=False)
+        vote = services.vote_change(actor=self.actor, vote=vote, choice_id=data["choice"])
+        return Response(self._render(vote))
+
+    @extend_schema(summary="Retract your vote while the poll is open", responses={204: None})
+    def destroy(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        services.vote_retract(actor=self.actor, vote=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ResultsView(VersionedAPIView):
+    """Totals per choice of a poll (every choice, zeros included), from the cache; anyone may read them
+    for a non-draft poll (a draft's only its owner and operators)."""
+
+    permission_classes = [AllowAny]
+    serializer_classes = {"v1": ResultsSerializer, "v3": ResultsHALSerializer}
+    error_statuses = {"get": (503,)}
+
+    @extend_schema(
+        summary="Results of a poll",
+        parameters=[OpenApiParameter("poll_id", str, OpenApiParameter.PATH, description="The poll (UUID).")],
+    )
+    def get(self, request: Any, poll_id: uuid.UUID, **kwargs: Any) -> Response:
+        poll = services.poll_replica_ensure(poll_id=poll_id)
+        if poll is None or not selectors.poll_visible(actor=self.actor, poll=poll):
+            raise Http404
+        body = results.results_get(poll_id=poll_id)
+        return Response(self.get_serializer_class()(body).data)
