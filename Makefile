@@ -1,0 +1,67 @@
+# Polls Platform -- `make` (or `make help`) lists every target.
+# Everything runs natively (no containers): see README.md. Scripts live in scripts/.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+
+.PHONY: help up up-detached down logs status test lint format migrations-check bench chaos venv secrets gateway-config clean
+
+help: ## list every target
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+up: ## run the whole platform in the foreground (logs of every process; Ctrl-C stops all)
+	@$(PYTHON) scripts/stack.py up
+
+up-detached: ## start the platform in the background (then `make logs`, `make status`, `make down`)
+	@$(PYTHON) scripts/stack.py up --detach
+
+down: ## stop everything `make up` started (by PID and process group)
+	@$(PYTHON) scripts/stack.py down
+
+logs: ## follow the logs of every process of the running platform
+	@$(PYTHON) scripts/stack.py logs
+
+status: ## show each process of the platform and whether it answers
+	@$(PYTHON) scripts/stack.py status
+
+test: ## lint, import contracts, migrations check, every service suite, cross-service suite
+	@bash scripts/test.sh
+
+lint: venv ## ruff check, ruff format --check and import-linter contracts
+	@bash scripts/test.sh lint
+
+format: venv ## ruff format + safe ruff fixes over the repository
+	@$(VENV)/bin/ruff check --fix . ; $(VENV)/bin/ruff format .
+
+migrations-check: venv ## fail when a model change lacks its migration (every service)
+	@bash scripts/test.sh migrations
+
+bench: venv ## benchmark the vote path through the gateway (scripts/bench.sh)
+	@if [ -x scripts/bench.sh ]; then bash scripts/bench.sh; \
+	 elif [ -f scripts/bench.py ]; then $(VPY) scripts/bench.py; \
+	 else echo "bench: scripts/bench.sh is not written yet (issue 5)"; exit 1; fi
+
+chaos: venv ## the large fault-injection run (tests/chaos, CHAOS_SCALE=full)
+	@bash scripts/infra.sh all
+	@if [ -d tests/chaos ]; then CHAOS_SCALE=full $(VENV)/bin/pytest -c tests/pytest.ini tests/chaos; \
+	 else echo "chaos: tests/chaos is not written yet (issue 5)"; exit 1; fi
+
+venv: ## create .venv and install the pinned requirements when missing or changed
+	@$(PYTHON) scripts/stack.py venv
+
+secrets: venv ## generate missing dev secrets into .run/secrets (never overwrites)
+	@$(VPY) scripts/devsecrets.py
+
+gateway-config: ## render the gateway template for compose and k8s and nginx -t the local one
+	@$(PYTHON) scripts/gateway.py compose --out nginx/rendered/compose.conf
+	@$(PYTHON) scripts/gateway.py k8s --out nginx/rendered/k8s.conf
+	@$(PYTHON) scripts/gateway.py local --run-dir .run/gateway-check --check >/dev/null && echo "nginx -t ok"
+
+clean: ## stop the platform, remove .run/ (databases, secrets, logs) and caches; keeps .venv
+	@-$(PYTHON) scripts/stack.py down
+	@-$(PYTHON) scripts/stack.py down --run-dir .run/test-stack
+	rm -rf .run .pytest_cache .ruff_cache web/dist
+	find . -name __pycache__ -type d -not -path './.venv/*' -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Operational scripts of the Polls Platform (stack supervisor, dev secrets, gateway rendering)."""

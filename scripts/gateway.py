@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Render the one gateway template (``nginx/gateway.conf.template``) for a target and check it.
+
+    python scripts/gateway.py local   --run-dir .run [--port 8080] [--polls 8001 --choices 8002 --votes 8003]
+    python scripts/gateway.py compose --out nginx/rendered/compose.conf
+    python scripts/gateway.py k8s     --out k8s/base/gateway/nginx.conf
+
+``local`` is what ``make up`` and the test stack run (``nginx -p RUN_DIR/nginx -c RUN_DIR/nginx/nginx.conf``):
+upstreams on 127.0.0.1, every temporary path absolute under ``RUN_DIR/nginx``, the browser client
+served from ``web/dist`` when it was built, else ``web/``. ``compose`` and ``k8s`` use the service
+hostnames (``polls``, ``choices``, ``votes`` on port 8000) and the paths inside the nginx image.
+
+Stdlib only, so it runs before the virtualenv exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE = REPO / "nginx" / "gateway.conf.template"
+PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
+
+# Header-routed canary for Kubernetes: "X-Canary: always" (or the cookie canary=always) pins a request
+# to the canary Deployment of the polls service; everything else goes to the stable one.
+K8S_CANARY_HTTP = """
+    upstream polls_canary {
+        server polls-canary:8000 max_fails=3 fail_timeout=10s;
+        keepalive 16;
+    }
+    map "$http_x_canary$cookie_canary" $polls_pool {
+        "~always" polls_canary;
+        default polls;
+    }
+"""
+
+
+def web_root(repo: Path = REPO) -> Path:
+    """``web/dist`` when the client was built, else its sources ``web/src``, else ``web/``."""
+    for candidate in (repo / "web" / "dist", repo / "web" / "src"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    return repo / "web"
+
+
+def nginx_binary() -> str:
+    """Path of the nginx executable (it lives in /usr/sbin, often outside a user's PATH)."""
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if not found:
+        raise FileNotFoundError("nginx is not installed; install it with: sudo apt-get install -y nginx-light")
+    return found
+
+
+def render(values: dict[str, str], template: Path = TEMPLATE) -> str:
+    """The template with every ``{{NAME}}`` replaced; a missing value is an error, never an empty string."""
+    text = template.read_text()
+    missing = sorted({name for name in PLACEHOLDER.findall(text) if name not in values})
+    if missing:
+        raise KeyError(f"gateway template placeholders without a value: {', '.join(missing)}")
+    return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), text)
+
+
+def local_values(*, run_dir: Path, port: int, polls: int, choices: int, votes: int, host: str = "127.0.0.1") -> dict:
+    prefix = Path(run_dir).resolve() / "nginx"
+    return {
+        "WORKER_PROCESSES": "2",
+        "PID_FILE": str(prefix / "nginx.pid"),
+        "ERROR_LOG": "stderr",
+        "ACCESS_LOG": "/dev/stdout",
+        "MIME_TYPES": "/etc/nginx/mime.types",
+        "TEMP_DIR": str(prefix / "temp"),
+        "LISTEN": f"{host}:{port}",
+        "POLLS_UPSTREAM": f"127.0.0.1:{polls}",
+        "CHOICE_UPSTREAM": f"127.0.0.1:{choices}",
+        "VOTE_UPSTREAM": f"127.0.0.1:{votes}",
+        "WEB_ROOT": str(web_root()),
+        "EXTRA_HTTP": "",
+        "EXTRA_LOCATIONS": "",
+    }
+
+
+def container_values(*, target: str) -> dict:
+    values = {
+        "WORKER_PROCESSES": "auto",
+        "PID_FILE": "/tmp/nginx.pid",
+        "ERROR_LOG": "stderr",
+        "ACCESS_LOG": "/dev/stdout",
+        "MIME_TYPES": "/etc/nginx/mime.types",
+        "TEMP_DIR": "/tmp/nginx",
+        "LISTEN": "8080",
+        "POLLS_UPSTREAM": "polls:8000",
+        "CHOICE_UPSTREAM": "choices:8000",
+        "VOTE_UPSTREAM": "votes:8000",
+        "WEB_ROOT": "/usr/share/nginx/html",
+        "EXTRA_HTTP": "",
+        "EXTRA_LOCATIONS": "",
+    }
+    if target == "k8s":
+        values["EXTRA_HTTP"] = K8S_CANARY_HTTP
+    return values
+
+
+def render_k8s() -> str:
+    """The k8s variant: like compose, and polls routes go through the canary-aware ``$polls_pool``."""
+    text = render(container_values(target="k8s"))
+    return text.replace("proxy_pass http://polls;", "proxy_pass http://$polls_pool;")
+
+
+def write_local(*, run_dir: Path, port: int, polls: int, choices: int, votes: int, host: str = "127.0.0.1") -> Path:
+    """Render the local config to ``RUN_DIR/nginx/nginx.conf`` with its temp folders; return its path."""
+    prefix = Path(run_dir).resolve() / "nginx"
+    for sub in ("temp/client_body", "temp/proxy", "temp/fastcgi", "temp/uwsgi", "temp/scgi", "logs"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        render(local_values(run_dir=run_dir, port=port, polls=polls, choices=choices, votes=votes, host=host))
+    )
+    return conf
+
+
+def local_command(conf: Path) -> list[str]:
+    """The foreground nginx command for a config written by ``write_local``."""
+    prefix = conf.parent
+    return [nginx_binary(), "-e", "stderr", "-p", f"{prefix}/", "-c", str(conf), "-g", "daemon off;"]
+
+
+def check(conf: Path) -> subprocess.CompletedProcess:
+    """``nginx -t`` on a local config (returns the completed process; ``returncode`` 0 when valid)."""
+    prefix = conf.parent
+    return subprocess.run(
+        [nginx_binary(), "-t", "-q", "-e", "stderr", "-p", f"{prefix}/", "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("target", choices=["local", "compose", "k8s"])
+    parser.add_argument("--run-dir", type=Path, default=REPO / ".run")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--polls", type=int, default=8001)
+    parser.add_argument("--choices", type=int, default=8002)
+    parser.add_argument("--votes", type=int, default=8003)
+    parser.add_argument("--out", type=Path, help="write here instead of stdout (compose/k8s)")
+    parser.add_argument("--check", action="store_true", help="run nginx -t on the local rendering")
+    args = parser.parse_args(argv)
+    if args.target == "local":
+        conf = write_local(
+            run_dir=args.run_dir, port=args.port, polls=args.polls, choices=args.choices, votes=args.votes
+        )
+        print(conf)
+        if args.check:
+            result = check(conf)
+            sys.stderr.write(result.stderr)
+            return result.returncode
+        return 0
+    text = render_k8s() if args.target == "k8s" else render(container_values(target=args.target))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite against real PostgreSQL, Redis and RabbitMQ on localhost.
+#
+#   scripts/test.sh              everything (what .ci/run runs)
+#   scripts/test.sh lint         ruff check + ruff format --check + import-linter contracts
+#   scripts/test.sh migrations   makemigrations --check for every service
+#   scripts/test.sh units        every service's own suite (each in its own process)
+#   scripts/test.sh stack        the cross-service suite in tests/ (starts and stops a test stack)
+#
+# Steps: start any missing local server (scripts/infra.sh), make the virtualenv, then the stages above.
+# Each service suite runs in its own process on its own PostgreSQL test database; the cross-service
+# suite (tests/) brings a real stack up through scripts/stack.py on ports 18001-18003 and 18080, so
+# `make test` also works while `make up` runs. TEST_NAMESPACE=<name> isolates concurrent runs (own
+# databases, run folders, Redis DB, RabbitMQ vhost and, with TEST_STACK_PORT_OFFSET, ports).
+# Exits non-zero when any stage fails and prints one summary line at the end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+PY="$REPO/.venv/bin/python"
+SERVICES=(polls_service choice_service vote_service)
+STAGES=("$@")
+[[ ${#STAGES[@]} -eq 0 ]] && STAGES=(lint migrations units stack)
+
+declare -a RESULTS=()
+FAILED=0
+STARTED=$SECONDS
+
+stage() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+record() {  # name rc seconds
+    local verdict=ok
+    [[ $2 -ne 0 ]] && verdict="FAILED (exit $2)" && FAILED=1
+    RESULTS+=("$1: $verdict, $3 s")
+}
+
+# pytest exit 5 means "no tests collected": fine for a folder that legitimately has none.
+pytest_rc() { [[ $1 -eq 5 ]] && echo 0 || echo "$1"; }
+
+if [[ " ${STAGES[*]} " =~ " units " || " ${STAGES[*]} " =~ " stack " ]]; then
+    stage "infrastructure (PostgreSQL, Redis, RabbitMQ, nginx)"
+    bash scripts/infra.sh all || { echo "test: infrastructure is not available"; exit 1; }
+fi
+python3 scripts/stack.py venv || { echo "test: could not create the virtualenv"; exit 1; }
+export PATH="$REPO/.venv/bin:$PATH"
+export PACT_DO_NOT_TRACK=true
+
+run_lint() {
+    local t=$SECONDS rc=0
+    stage "ruff check"
+    ruff check . || rc=1
+    stage "ruff format --check"
+    ruff format --check . || rc=1
+    stage "import-linter contracts"
+    PYTHONPATH="servicekit:polls_service:choice_service:vote_service" lint-imports || rc=1
+    record lint $rc $((SECONDS - t))
+}
+
+run_migrations() {
+    local t=$SECONDS rc=0 svc
+    stage "makemigrations --check (every service)"
+    for svc in "${SERVICES[@]}"; do
+        # Embedded SQLite settings: the check needs no server, only the models and migration files.
+        if ! (cd "$svc" && env -u POLLS_DATABASE_URL -u CHOICE_DATABASE_URL -u VOTE_DATABASE_URL \
+            RUN_DIR="$REPO/.run/migrations-check" REDIS_URL= BROKER_URL= \
+            "$PY" manage.py makemigrations --check --dry-run >"$REPO/.run/migrations-check-$svc.log" 2>&1); then
+            echo "$svc: missing migrations or broken models:"; cat "$REPO/.run/migrations-check-$svc.log"; rc=1
+        else
+            echo "$svc: migrations up to date"
+        fi
+    done
+    record migrations $rc $((SECONDS - t))
+}
+
+run_units() {
+    local svc rc t
+    for svc in "${SERVICES[@]}"; do
+        t=$SECONDS
+        stage "$svc suite"
+        (cd "$svc" && "$PY" -m pytest -q -p no:cacheprovider)
+        rc=$(pytest_rc $?)
+        record "$svc" "$rc" $((SECONDS - t))
+    done
+    if [[ -d servicekit/tests ]]; then
+        t=$SECONDS
+        stage "servicekit suite"
+        (cd servicekit && "$PY" -m pytest -q -p no:cacheprovider tests)
+        rc=$(pytest_rc $?)
+        record servicekit "$rc" $((SECONDS - t))
+    fi
+}
+
+run_stack() {
+    local t=$SECONDS rc
+    stage "cross-service suite (tests/, against a real stack)"
+    "$PY" -m pytest -c tests/pytest.ini -q tests
+    rc=$(pytest_rc $?)
+    record cross-service "$rc" $((SECONDS - t))
+}
+
+mkdir -p .run
+for s in "${STAGES[@]}"; do
+    case "$s" in
+        lint) run_lint ;;
+        migrations) run_migrations ;;
+        units) run_units ;;
+        stack) run_stack ;;
+        *) echo "test: unknown stage '$s' (lint, migrations, units, stack)"; exit 2 ;;
+    esac
+done
+
+echo
+for line in "${RESULTS[@]}"; do echo "  $line"; done
+if [[ $FAILED -ne 0 ]]; then
+    echo "make test: FAILED after $((SECONDS - STARTED)) s"
+    exit 1
+fi
+echo "make test: all passed in $((SECONDS - STARTED)) s"

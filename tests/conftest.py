@@ -1,0 +1,142 @@
+"""Cross-service test harness: one real platform for the whole session, started like `make up`.
+
+The session fixture ``stack`` runs ``scripts.stack.Stack`` -- the same code ``make up`` runs -- on
+its own ports (18001-18003, gateway 18080), its own ``RUN_DIR`` (``.run/test-stack``) and its own
+PostgreSQL databases (``polls_stack``, ``choices_stack``, ``votes_stack``, recreated every session),
+Redis DB 9 and the RabbitMQ vhost ``polls_test``; so ``make test`` runs while ``make up`` does. It
+stops every process at the end of the session and fails the session if anything is left behind.
+
+``TEST_NAMESPACE=<name>`` gives a concurrent run its own databases, run folder, Redis DB and vhost;
+``TEST_STACK_PORT_OFFSET=<n>`` shifts its ports.
+
+Fixtures for other suites (contract, e2e, browser, chaos tests):
+
+- ``stack``: the running ``Stack``: ``stack.gateway_url``, ``stack.service_url("votes")``,
+  ``stack.kill("votes.worker")``, ``stack.start_process(...)``, ``stack.restart(...)``,
+  ``stack.manage("polls", "shell", "-c", ...)``, ``stack.processes[name].pid``, ``stack.run_dir``.
+- ``gateway``: a ``requests.Session`` whose relative URLs go to the gateway (``gateway.get("/healthz")``).
+- ``operator_credentials``: ``(username, password)`` of the operator account of this stack.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urljoin
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from scripts.stack import SERVICES, Stack  # noqa: E402
+
+NAMESPACE = os.environ.get("TEST_NAMESPACE", "")
+PORT_OFFSET = int(os.environ.get("TEST_STACK_PORT_OFFSET", "0"))
+OPERATOR = ("operator", "operator-dev-password")
+
+
+def _suffix() -> str:
+    return f"_{NAMESPACE}" if NAMESPACE else ""
+
+
+def test_stack_ports(base: int = 18000) -> dict[str, int]:
+    """Ports of a test stack: services at base+1..3 and the gateway at base+80 (plus the offset)."""
+    return {
+        "polls": base + 1 + PORT_OFFSET,
+        "choices": base + 2 + PORT_OFFSET,
+        "votes": base + 3 + PORT_OFFSET,
+        "gateway": base + 80 + PORT_OFFSET,
+    }
+
+
+test_stack_ports.__test__ = False  # a helper, not a test
+
+
+def stack_environment(run_dir: Path) -> dict[str, str | None]:
+    """The environment of the session's stack: real PostgreSQL, Redis and RabbitMQ on localhost."""
+    suffix = _suffix()
+    redis_db = 9 if not NAMESPACE else 10 + zlib.crc32(NAMESPACE.encode()) % 6
+    vhost = f"polls_test{suffix}"
+    return {
+        "RUN_DIR": str(run_dir),
+        "DJANGO_ENV": "development",
+        "DJANGO_DEBUG": "false",
+        "POLLS_DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/polls_stack{suffix}",
+        "CHOICE_DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/choices_stack{suffix}",
+        "VOTE_DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/votes_stack{suffix}",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        "OPERATOR_USERNAME": OPERATOR[0],
+        "OPERATOR_PASSWORD": OPERATOR[1],
+        "LOG_LEVEL": "INFO",
+        # Secrets come from the stack's own RUN_DIR/secrets (generated), never from the caller's env.
+        "DJANGO_SECRET_KEY": None,
+        "JWT_PRIVATE_KEY": None,
+        "JWT_PUBLIC_KEYS": None,
+        "JWT_PRIVATE_KEY_FILE": None,
+        "JWT_PUBLIC_KEYS_FILE": None,
+        "SERVICE_TOKEN": None,
+        "DJANGO_SETTINGS_MODULE": None,
+        "PROMETHEUS_MULTIPROC_DIR": None,
+    }
+
+
+def _flush_redis(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    run_dir = REPO / ".run" / f"test-stack{_suffix().replace('_', '-')}"
+    env = stack_environment(run_dir)
+    # A previous session killed hard may have left its processes: stop them first (by recorded PID).
+    Stack(run_dir, env=env, ports=test_stack_ports(), log=lambda m: None).stop()
+    _flush_redis(env["REDIS_URL"])
+    instance = Stack(
+        run_dir,
+        env=env,
+        ports=test_stack_ports(),
+        fresh_databases=True,
+        gunicorn_workers=2,
+        log=lambda message: print(f"stack: {message}", file=sys.stderr),
+    )
+    instance.start()
+    try:
+        yield instance
+    finally:
+        leftovers = instance.stop()
+        assert not leftovers, f"processes left behind after stop: {leftovers}"
+
+
+class GatewaySession(requests.Session):
+    """``requests.Session`` resolving relative URLs against the gateway."""
+
+    def __init__(self, base_url: str):
+        super().__init__()
+        self.base_url = base_url
+
+    def request(self, method, url, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        kwargs.setdefault("timeout", 15)
+        return super().request(method, urljoin(self.base_url, url), *args, **kwargs)
+
+
+@pytest.fixture
+def gateway(stack: Stack) -> Iterator[GatewaySession]:
+    with GatewaySession(stack.gateway_url) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def operator_credentials(stack: Stack) -> tuple[str, str]:
+    return OPERATOR
+
+
+__all__ = ["SERVICES", "Stack", "stack_environment", "test_stack_ports"]
