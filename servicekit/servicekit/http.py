@@ -40,22 +40,23 @@ from servicekit.errors import Problem, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
-servicekit_settings.register_defaults({
-    # (connect, read) timeout of one attempt, seconds.
-    "HTTP_CLIENT_TIMEOUT": (0.5, 2.0),
-    # Extra attempts after the first, for connection errors, timeouts and 5xx.
-    "HTTP_CLIENT_RETRIES": 2,
-    # Backoff base between attempts (doubles each time, full jitter), seconds.
-    "HTTP_CLIENT_BACKOFF": 0.05,
-    # Total time one call may take including retries, seconds.
-    "HTTP_CLIENT_DEADLINE": 3.0,
-    # Consecutive failed calls that open the breaker, and how long it stays open, seconds.
-    "HTTP_CLIENT_BREAKER_FAIL_MAX": 5,
-    "HTTP_CLIENT_BREAKER_RESET": 10.0,
-})
+servicekit_settings.register_defaults(
+    {
+        # (connect, read) timeout of one attempt, seconds.
+        "HTTP_CLIENT_TIMEOUT": (0.5, 2.0),
+        # Extra attempts after the first, for connection errors, timeouts and 5xx.
+        "HTTP_CLIENT_RETRIES": 2,
+        # Backoff base between attempts (doubles each time, full jitter), seconds.
+        "HTTP_CLIENT_BACKOFF": 0.05,
+        # Total time one call may take including retries, seconds.
+        "HTTP_CLIENT_DEADLINE": 3.0,
+        # Consecutive failed calls that open the breaker, and how long it stays open, seconds.
+        "HTTP_CLIENT_BREAKER_FAIL_MAX": 5,
+        "HTTP_CLIENT_BREAKER_RESET": 10.0,
+    }
+)
 
-CALLS = Counter("service_client_calls_total", "Calls to other services, by target and outcome.",
-                ["target", "outcome"])
+CALLS = Counter("service_client_calls_total", "Calls to other services, by target and outcome.", ["target", "outcome"])
 
 
 class UpstreamError(Problem):
@@ -200,8 +201,9 @@ class ServiceClient:
         """GET ``path``: the decoded JSON body, or ``None`` on 404. Raises ``ServiceUnavailable``/``UpstreamError``."""
         return self.request_json("GET", path, params=params)
 
-    def request_json(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                     json: Any = None) -> dict[str, Any] | None:
+    def request_json(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> dict[str, Any] | None:
         """Any method; same contract as ``get_json``."""
         self.breaker.fail_max = servicekit_settings.HTTP_CLIENT_BREAKER_FAIL_MAX
         self.breaker.reset_timeout = servicekit_settings.HTTP_CLIENT_BREAKER_RESET
@@ -251,16 +253,22 @@ class ServiceClient:
             left = deadline - time.monotonic()
             try:
                 response = self.session.request(
-                    method, url, params=params, json=json, headers=self._headers(),
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    headers=self._headers(),
                     timeout=(min(connect_timeout, max(left, 0.05)), min(read_timeout, max(left, 0.05))),
                 )
                 if response.status_code >= 500:
                     raise _RetryableFailure(f"{self.name} answered {response.status_code}")
             except (requests.ConnectionError, requests.Timeout, _RetryableFailure) as exc:
-                delay = random.uniform(0, servicekit_settings.HTTP_CLIENT_BACKOFF * (2 ** attempt))
+                delay = random.uniform(0, servicekit_settings.HTTP_CLIENT_BACKOFF * (2**attempt))
                 if attempt >= retries or time.monotonic() + delay >= deadline:
-                    logger.warning("service call failed", extra={"target": self.name, "url": url,
-                                                                 "attempts": attempt + 1, "error": repr(exc)[:300]})
+                    logger.warning(
+                        "service call failed",
+                        extra={"target": self.name, "url": url, "attempts": attempt + 1, "error": repr(exc)[:300]},
+                    )
                     raise
                 attempt += 1
                 time.sleep(delay)

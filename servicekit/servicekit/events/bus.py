@@ -158,7 +158,12 @@ def publish_event(producer: Any, app: Any, envelope: dict[str, Any], *, registry
 
 
 def publish_to_queue(
-    producer: Any, app: Any, envelope: dict[str, Any], queue_name: str, *, attempt: int = 0,
+    producer: Any,
+    app: Any,
+    envelope: dict[str, Any],
+    queue_name: str,
+    *,
+    attempt: int = 0,
     countdown: float | None = None,
 ) -> None:
     """Send ``envelope`` to one queue only (retries, replays): the default exchange routes by queue name."""
@@ -221,17 +226,33 @@ def send_relay_request(service: str | None = None, *, linger: float | None = Non
     service = service or servicekit_settings.SERVICE_NAME
     queue_name = relay_queue_name(service)
     message = app.amqp.as_task_v2(
-        str(uuid.uuid4()), RELAY_TASK, args=(), kwargs={"linger": linger} if linger is not None else {},
-        expires=60, ignore_result=True,
+        str(uuid.uuid4()),
+        RELAY_TASK,
+        args=(),
+        kwargs={"linger": linger} if linger is not None else {},
+        expires=60,
+        ignore_result=True,
     )
     headers, properties, body, _ = message
     try:
         producer = _cached_producer(app)
         declared = _local.declared
-        declare = [] if queue_name in declared else [Queue(queue_name, Exchange("", type="direct"),
-                                                            routing_key=queue_name, durable=True)]
-        producer.publish(body, exchange="", routing_key=queue_name, serializer="json", headers=headers,
-                         delivery_mode=2, retry=False, declare=declare, **properties)
+        declare = (
+            []
+            if queue_name in declared
+            else [Queue(queue_name, Exchange("", type="direct"), routing_key=queue_name, durable=True)]
+        )
+        producer.publish(
+            body,
+            exchange="",
+            routing_key=queue_name,
+            serializer="json",
+            headers=headers,
+            delivery_mode=2,
+            retry=False,
+            declare=declare,
+            **properties,
+        )
         declared.add(queue_name)
     except Exception:
         drop_cached_connection()

@@ -21,10 +21,12 @@ def check_handler_bindings(app_configs=None, **kwargs):
     errors = []
     for event_type in registered_types():
         if service not in registry.get(event_type).consumers:
-            errors.append(checks.Error(
-                f"A handler of {event_type!r} is registered but {service!r} is not among its consumers "
-                "in contracts/events/registry.json, so its queue is not bound to that type.",
-                hint=f"Add {service!r} to events[{event_type!r}].consumers (registry changes are additive).",
-                id="servicekit.E001",
-            ))
+            errors.append(
+                checks.Error(
+                    f"A handler of {event_type!r} is registered but {service!r} is not among its consumers "
+                    "in contracts/events/registry.json, so its queue is not bound to that type.",
+                    hint=f"Add {service!r} to events[{event_type!r}].consumers (registry changes are additive).",
+                    id="servicekit.E001",
+                )
+            )
     return errors

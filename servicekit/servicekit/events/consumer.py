@@ -29,13 +29,14 @@ from servicekit.events.registry import InvalidEvent, UnknownEventType, get_regis
 
 logger = logging.getLogger(__name__)
 
-CONSUMED = Counter("events_consumed_total", "Events taken from this service's queue, by outcome.",
-                   ["service", "type", "outcome"])
+CONSUMED = Counter(
+    "events_consumed_total", "Events taken from this service's queue, by outcome.", ["service", "type", "outcome"]
+)
 
 
 def backoff(attempt: int) -> float:
     """Seconds before retry number ``attempt + 1``: exponential, capped, with full jitter on the upper half."""
-    base = servicekit_settings.EVENTS_RETRY_BACKOFF * (2 ** attempt)
+    base = servicekit_settings.EVENTS_RETRY_BACKOFF * (2**attempt)
     delay = min(base, servicekit_settings.EVENTS_RETRY_BACKOFF_MAX)
     return delay / 2 + random.uniform(0, delay / 2)
 
@@ -66,8 +67,9 @@ def _dead_letter(envelope: Any, error: BaseException | str, attempts: int, event
     service = servicekit_settings.SERVICE_NAME
     record_dead_letter(envelope, error, attempts)
     CONSUMED.labels(service, event_type, "dead_lettered").inc()
-    logger.error("event dead-lettered", extra={"event_type": event_type, "error": repr(error)[:500],
-                                               "attempts": attempts})
+    logger.error(
+        "event dead-lettered", extra={"event_type": event_type, "error": repr(error)[:500], "attempts": attempts}
+    )
     raise Reject(f"dead-lettered: {error!r}"[:500], requeue=False)
 
 
@@ -86,13 +88,26 @@ def consume(envelope: Any, *, attempt: int = 0) -> list[str]:
         if attempt >= servicekit_settings.EVENTS_MAX_RETRIES:
             _dead_letter(envelope, exc, attempt + 1, event_type)
         delay = backoff(attempt)
-        logger.warning("event handler failed; retrying", extra={
-            "event_type": event_type, "event_id": envelope.get("id"), "attempt": attempt + 1,
-            "retry_in": round(delay, 2), "error": repr(exc)[:500]})
+        logger.warning(
+            "event handler failed; retrying",
+            extra={
+                "event_type": event_type,
+                "event_id": envelope.get("id"),
+                "attempt": attempt + 1,
+                "retry_in": round(delay, 2),
+                "error": repr(exc)[:500],
+            },
+        )
         try:
             with bus.connect() as conn:
-                bus.publish_to_queue(conn.Producer(), bus.celery_app(), envelope, bus.events_queue_name(service),
-                                     attempt=attempt + 1, countdown=delay)
+                bus.publish_to_queue(
+                    conn.Producer(),
+                    bus.celery_app(),
+                    envelope,
+                    bus.events_queue_name(service),
+                    attempt=attempt + 1,
+                    countdown=delay,
+                )
         except Exception as publish_exc:  # broker gone: hand the message back instead of losing it
             logger.warning("retry publish failed; requeueing", extra={"error": repr(publish_exc)[:300]})
             raise Reject("retry publish failed", requeue=True) from publish_exc

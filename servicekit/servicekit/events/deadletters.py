@@ -64,9 +64,16 @@ def drain_broker_dead_letters(*, requeue: bool = False) -> int:
             if message is None:
                 break
             if requeue:
-                producer.publish(message.body, exchange="", routing_key=bus.events_queue_name(service),
-                                 headers=message.headers, content_type=message.content_type,
-                                 content_encoding=message.content_encoding, delivery_mode=2, retry=False)
+                producer.publish(
+                    message.body,
+                    exchange="",
+                    routing_key=bus.events_queue_name(service),
+                    headers=message.headers,
+                    content_type=message.content_type,
+                    content_encoding=message.content_encoding,
+                    delivery_mode=2,
+                    retry=False,
+                )
             message.ack()
             count += 1
     return count

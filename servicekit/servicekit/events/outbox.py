@@ -43,13 +43,17 @@ class WrongProducer(ValueError):
     """A service emitted an event type another service owns."""
 
 
+try:
+    from opentelemetry import trace as _trace
+except ImportError:  # tracing not installed: events carry no traceparent
+    _trace = None
+
+
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the active OpenTelemetry span, if tracing is on."""
-    try:
-        from opentelemetry import trace
-    except ImportError:
+    if _trace is None:
         return None
-    ctx = trace.get_current_span().get_span_context()
+    ctx = _trace.get_current_span().get_span_context()
     if not ctx.is_valid:
         return None
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"

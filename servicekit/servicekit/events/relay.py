@@ -37,8 +37,9 @@ from servicekit.events.registry import get_registry
 
 logger = logging.getLogger(__name__)
 
-PUBLISHED = Counter("events_published_total", "Outbox events published and confirmed by the broker.",
-                    ["service", "type"])
+PUBLISHED = Counter(
+    "events_published_total", "Outbox events published and confirmed by the broker.", ["service", "type"]
+)
 PUBLISH_ERRORS = Counter("events_publish_errors_total", "Relay runs stopped by a broker error.", ["service"])
 
 LOCK_KEY = zlib.crc32(b"servicekit.events.relay")

@@ -26,8 +26,12 @@ HANDLER = handler_name(kit_handlers.count_happened)
 
 def envelope(key: str = "a", *, event_type: str = "kit.happened", **data) -> dict:
     return Event(
-        id=str(uuid.uuid4()), type=event_type, occurred_at="2026-01-01T00:00:00.000000Z", producer="kit",
-        aggregate_id="agg", data={"key": key, **data},
+        id=str(uuid.uuid4()),
+        type=event_type,
+        occurred_at="2026-01-01T00:00:00.000000Z",
+        producer="kit",
+        aggregate_id="agg",
+        data={"key": key, **data},
     ).envelope()
 
 

@@ -38,16 +38,26 @@ PRODUCER = textwrap.dedent(
 
 def test_relay_on_the_filesystem_broker_routes_to_every_subscribed_queue(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("KIT_DATABASE_URL",)}
-    env.update(BROKER_URL="", RUN_DIR=str(tmp_path), PYTHONPATH=str(TESTS), EVENTS_RELAY_ON_COMMIT="0",
-               DJANGO_SETTINGS_MODULE="kitproject.settings")
-    done = subprocess.run([sys.executable, "-c", PRODUCER], cwd=TESTS, env=env, capture_output=True, text=True,
-                          timeout=120)
+    env.update(
+        BROKER_URL="",
+        RUN_DIR=str(tmp_path),
+        PYTHONPATH=str(TESTS),
+        EVENTS_RELAY_ON_COMMIT="0",
+        DJANGO_SETTINGS_MODULE="kitproject.settings",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", PRODUCER], cwd=TESTS, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "published 4" in done.stdout
 
     folder = tmp_path / "broker"
-    options = {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
-               "processed_folder": str(folder / "processed"), "store_processed": False}
+    options = {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "store_processed": False,
+    }
     ns = os.environ["EVENTS_NAMESPACE"]
     received: dict[str, list] = {}
     with Connection("filesystem://", transport_options=options) as conn:

@@ -22,8 +22,13 @@ def test_emit_stores_the_envelope_in_the_outbox_with_the_change():
     assert row.sent_at is None
     assert str(row.event_id) == event.id
     assert row.envelope == {
-        "id": event.id, "type": "kit.happened", "occurred_at": event.occurred_at, "producer": "kit",
-        "aggregate_id": "agg-1", "data": {"key": "a", "n": 1}, "traceparent": None,
+        "id": event.id,
+        "type": "kit.happened",
+        "occurred_at": event.occurred_at,
+        "producer": "kit",
+        "aggregate_id": "agg-1",
+        "data": {"key": "a", "n": 1},
+        "traceparent": None,
     }
     assert uuid.UUID(event.id).version == 4
     assert event.occurred_at.endswith("Z")

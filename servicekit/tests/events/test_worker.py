@@ -51,10 +51,29 @@ def worker(clean_queues, tmp_path):
     env["EVENTS_MAX_RETRIES"] = "2"
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - open while the worker runs
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "kitproject", "worker", "-Q",
-         f"{bus.events_queue_name('kit')},{bus.relay_queue_name('kit')}", "-c", "1", "-n", f"kit-{os.getpid()}@%h",
-         "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-        cwd=TESTS, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "kitproject",
+            "worker",
+            "-Q",
+            f"{bus.events_queue_name('kit')},{bus.relay_queue_name('kit')}",
+            "-c",
+            "1",
+            "-n",
+            f"kit-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=TESTS,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         wait_for(lambda: b" ready." in (tmp_path / "worker.log").read_bytes(), what="worker ready")

@@ -19,6 +19,8 @@ class Command(BaseCommand):
         for letter in qs:
             count += 1
             state = f"replayed {letter.replayed_at:%Y-%m-%d %H:%M:%S}" if letter.replayed_at else "dead"
-            self.stdout.write(f"{letter.id}\t{letter.created_at:%Y-%m-%d %H:%M:%S}\t{letter.event_type}\t"
-                              f"{letter.event_id}\tattempts={letter.attempts}\t{state}\t{letter.error[:200]}")
+            self.stdout.write(
+                f"{letter.id}\t{letter.created_at:%Y-%m-%d %H:%M:%S}\t{letter.event_type}\t"
+                f"{letter.event_id}\tattempts={letter.attempts}\t{state}\t{letter.error[:200]}"
+            )
         self.stdout.write(f"{count} dead letter(s)")

@@ -11,8 +11,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--id", type=int, action="append", dest="ids", help="only this dead letter (repeatable)")
         parser.add_argument("--type", dest="event_type", help="only events of this type")
-        parser.add_argument("--drain-broker", action="store_true",
-                            help="also remove the broker's copies from <service>.events.dlq")
+        parser.add_argument(
+            "--drain-broker", action="store_true", help="also remove the broker's copies from <service>.events.dlq"
+        )
 
     def handle(self, *args, **options):
         count = replay_dead_letters(event_type=options["event_type"], ids=options["ids"])
