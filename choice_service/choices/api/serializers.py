@@ -9,8 +9,8 @@ from rest_framework import serializers
 from choices.models import TEXT_MAX_LENGTH, Choice, PollReplica
 from choices.selectors import can_manage_poll
 from servicekit.api.fields import TextField
-from servicekit.api.strict_fields import StrictUUIDField
 from servicekit.api.hal import action, link, links_field
+from servicekit.api.strict_fields import StrictUUIDField
 
 MAX_POSITION = 10_000
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from servicekit.api.strict_fields import StrictUUIDField
 from servicekit.api.hal import action, link, links_field
+from servicekit.api.strict_fields import StrictUUIDField
 from votes.models import PollReplica, Vote
 from votes.services import poll_is_open
 
