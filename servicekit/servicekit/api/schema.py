@@ -249,13 +249,22 @@ def problem_response(code: int, description: str | None = None) -> OpenApiRespon
     return OpenApiResponse(response=ProblemSerializer, description=description or DESCRIPTIONS.get(code, ""))
 
 
+def schema_settings(service: str, version: str) -> dict[str, Any]:
+    """drf-spectacular settings of one service's schema of ``version`` (served and exported alike)."""
+    return {
+        "TITLE": f"{service} API {version}",
+        "DESCRIPTION": (
+            f"The {service} service of the Polls Platform, API {version}. Errors are RFC 9457 problem+json. "
+            "All paths are gateway paths. Policy for versions and deprecation: README, section API versions."
+        ),
+        "VERSION": version.lstrip("v") + ".0.0",
+    }
+
+
 def schema_urlpatterns(service: str, *, versions: Iterable[str] = VERSIONS) -> list[Any]:
     """``/api/schema/<service>/<version>/`` for each version: that version's OpenAPI 3 document."""
     patterns = []
     for version in versions:
-        view = SpectacularAPIView.as_view(
-            api_version=version,
-            custom_settings={"TITLE": f"{service} API {version}", "VERSION": version.lstrip("v") + ".0.0"},
-        )
+        view = SpectacularAPIView.as_view(api_version=version, custom_settings=schema_settings(service, version))
         patterns.append(path(f"api/schema/{service}/{version}/", view, name=f"schema-{service}-{version}"))
     return patterns
