@@ -89,6 +89,28 @@ def poll_replica_ensure(*, poll_id: uuid.UUID | str, warm_choices: bool = True) 
     return replica
 
 
+def poll_replica_refresh(*, poll_id: uuid.UUID | str) -> PollReplica | None:
+    """Re-read a poll from polls_service and store it as current (a replica that may lag behind an event).
+
+    Used when the replica still says ``draft``: the poll may have been opened a moment ago and its
+    ``poll.opened`` event not consumed yet. None when polls_service no longer knows the poll.
+    """
+    data = polls_client().get_json(f"/internal/polls/{poll_id}/")
+    if data is None:
+        return None
+    with transaction.atomic():
+        replica = PollReplica.objects.select_for_update().filter(pk=poll_id).first() or PollReplica(pk=poll_id)
+        if replica.status == PollReplica.Status.DELETED:
+            return replica
+        replica.owner_id = int(data["owner_id"])
+        replica.status = data["status"]
+        replica.closes_at = _as_datetime(data.get("closes_at"))
+        replica.source_time = timezone.now()
+        replica.save()
+        results_invalidate_on_commit(poll_id=poll_id)
+    return replica
+
+
 def choice_replica_ensure(*, choice_id: uuid.UUID | str) -> ChoiceReplica | None:
     """The replica of a choice; on a miss, fetched from choice_service. None when unknown there."""
     replica = ChoiceReplica.objects.filter(pk=choice_id).first()
@@ -177,6 +199,12 @@ def _check_votable(*, poll_id: uuid.UUID, choice_id: uuid.UUID) -> None:
         if state is None:
             raise _poll_not_found()
     status, closes_at, choice_poll = state
+    if status == PollReplica.Status.DRAFT:
+        # Possibly just opened, its event still on the way: ask once (never on the path of a warm open poll).
+        fresh = poll_replica_refresh(poll_id=poll_id)
+        if fresh is None:
+            raise _poll_not_found()
+        status, closes_at = fresh.status, fresh.closes_at
     if status == PollReplica.Status.DELETED:
         raise _poll_not_found()
     if not poll_is_open(status=status, closes_at=closes_at):

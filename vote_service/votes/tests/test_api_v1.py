@@ -84,7 +84,6 @@ def test_other_users_vote_independently(client_for, open_poll):
 @pytest.mark.parametrize(
     "changes",
     [
-        {"status": "draft"},
         {"status": "closed"},
         {"status": "open", "closes_at": "past"},
     ],
@@ -97,6 +96,26 @@ def test_poll_must_be_open(voter, changes):
     body = problem(cast(voter, poll, choice), 422)
     assert body["type"].endswith("/poll-not-open")
     assert not Vote.objects.exists()
+
+
+def test_draft_poll_is_rechecked_and_refused_while_still_draft(voter, fake_polls):
+    poll = PollReplicaFactory(status="draft", owner_id=OWNER_ID)
+    choice = ChoiceReplicaFactory(poll_id=poll.id)
+    fake_polls.respond(
+        f"/internal/polls/{poll.id}/", {"id": str(poll.id), "owner_id": OWNER_ID, "status": "draft", "closes_at": None}
+    )
+    body = problem(cast(voter, poll, choice), 422)
+    assert body["type"].endswith("/poll-not-open")
+
+
+def test_poll_opened_before_its_event_arrived_accepts_the_vote(voter, fake_polls):
+    poll = PollReplicaFactory(status="draft", owner_id=OWNER_ID)
+    choice = ChoiceReplicaFactory(poll_id=poll.id)
+    fake_polls.respond(
+        f"/internal/polls/{poll.id}/", {"id": str(poll.id), "owner_id": OWNER_ID, "status": "open", "closes_at": None}
+    )
+    assert cast(voter, poll, choice).status_code == 201
+    assert PollReplica.objects.get(pk=poll.id).status == "open"
 
 
 def test_poll_open_until_a_future_closes_at(voter):
