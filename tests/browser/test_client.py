@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import Page, expect
 
@@ -130,6 +131,14 @@ def test_voting_twice_is_refused_by_the_api_and_explained(open_page, base_url):
     shot(stale, "07-voted-twice")
 
 
+def wait_until(condition, timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds (eventual consistency between services), else fail."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the platform did not converge in time"
+        time.sleep(0.25)
+
+
 def _choice_id(user: ApiUser, poll_id: str, text: str) -> str:
     poll = user.get(f"/api/v3/polls/{poll_id}/").json()
     choices = user.get(poll["_links"]["choices"]["href"]).json()["_embedded"]["choices"]
@@ -151,6 +160,12 @@ def test_closed_poll_refuses_votes_and_shows_final_results(open_page, base_url):
     owner_page.get_by_role("button", name="Yes, close it").click()
     expect(owner_page.locator(".meta .badge")).to_have_text("Closed")
     expect(owner_page.get_by_role("heading", name="Final results")).to_be_visible()
+
+    # Services learn of the close through events: wait until the vote service refuses a vote too.
+    probe = ApiUser(base_url, unique("probe")).register()
+    poll_id = owner_page.url.rsplit("/", 1)[-1]
+    choice_id = _choice_id(probe, poll_id, "Autumn")
+    wait_until(lambda: probe.post("votes", {"poll": poll_id, "choice": choice_id}).status_code in (400, 409, 422))
 
     # The voter's page was opened before the close: the API refuses and the message is shown.
     voter_page.get_by_role("button", name="Vote for “Autumn”").click()

@@ -11,6 +11,8 @@ import { statusBadge } from "./list.js";
 
 export const RESULTS_INTERVAL_MS = 2000;
 export const POLL_STATE_INTERVAL_MS = 15000;
+const SETTLE_DELAY_MS = 700;
+const SETTLE_MAX_ATTEMPTS = 10;
 
 async function allPages(api, first, name) {
   const out = [];
@@ -32,6 +34,8 @@ export async function pollView({ app, container, id }) {
   let timers = [];
   let generation = 0; // bumped on every render so stale refresh loops stop
   let stopped = false;
+  let settleTimer = null;
+  let settleAttempts = 0;
   let liveText = null;
   let resultsList = null;
   let totalText = null;
@@ -81,6 +85,7 @@ export async function pollView({ app, container, id }) {
       if (slot) slot.show(error, { retry: () => button.click() });
       return;
     }
+    settleAttempts = 0;
     render({ [section]: failure ? failure.problem.message : null, focusKey: button.dataset.key, announce: failure ? null : "Done." });
   }
 
@@ -99,12 +104,14 @@ export async function pollView({ app, container, id }) {
     const addLink = link(poll, "add_choice");
     const openLink = link(poll, "open");
     const deleteLink = link(poll, "delete");
-    const editable = choices.some((c) => link(c, "edit") || link(c, "delete"));
+    // Choice links come from the choice service, whose copy of the poll's state can trail the polls
+    // service by an event; the poll's own status decides whether choice controls make sense.
+    const editable = poll.status === "draft" && choices.some((c) => link(c, "edit") || link(c, "delete"));
     if (!addLink && !openLink && !deleteLink && !editable) return null;
 
     const rows = choices.map((choice, index) => {
-      const edit = link(choice, "edit");
-      const del = link(choice, "delete");
+      const edit = editable && link(choice, "edit");
+      const del = editable && link(choice, "delete");
       const controls = [];
       if (edit) {
         const moveHandler = (delta) => (button) =>
@@ -198,7 +205,7 @@ export async function pollView({ app, container, id }) {
 
     return section(
       "manage",
-      "Manage this draft",
+      poll.status === "draft" ? "Manage this draft" : "Manage this poll",
       h("p", { class: "hint" }, "Choices can be changed while the poll is a draft. A poll needs at least two choices to open."),
       rows.length ? h("ol", { class: "manage-list" }, rows) : h("p", {}, "No choices yet."),
       addForm,
@@ -258,11 +265,17 @@ export async function pollView({ app, container, id }) {
       }
       list.append(h("li", { class: mine ? "vote-choice mine" : "vote-choice" }, h("span", { class: "choice-text" }, choice.text), control));
     }
+    // No vote of ours and no vote link: the polls service may not have seen our retraction yet
+    // (it learns of votes from events); look again shortly before saying voting is unavailable.
+    const settling = !myVote && !voteLink && settleAttempts < SETTLE_MAX_ATTEMPTS;
+    if (settling) scheduleSettle();
     const status = myVote
       ? h("p", { class: "my-vote", id: "my-vote" }, "You voted for ", h("strong", {}, choiceText(myVote.choice)), ".")
       : voteLink
         ? h("p", {}, "Choose one answer. You can change or retract your vote while the poll is open.")
-        : h("p", {}, "Voting is not available to you on this poll.");
+        : settling
+          ? h("p", {}, "Updating…")
+          : h("p", {}, "Voting is not available to you on this poll.");
     const retractButton = retract
       ? actionButton("retract", "Retract my vote", {
           className: "button danger",
@@ -270,6 +283,22 @@ export async function pollView({ app, container, id }) {
         })
       : null;
     return section("vote", "Vote", status, list, retractButton ? h("div", { class: "actions" }, retractButton) : null);
+  }
+
+  function scheduleSettle() {
+    if (settleTimer) clearTimeout(settleTimer);
+    const gen = generation + 1; // the generation the current render is about to start
+    settleTimer = setTimeout(async () => {
+      settleTimer = null;
+      settleAttempts += 1;
+      if (!live(gen)) return;
+      try {
+        await load();
+      } catch {
+        /* shown on the next attempt or action */
+      }
+      if (live(gen)) render({});
+    }, SETTLE_DELAY_MS);
   }
 
   function closeSection() {
