@@ -35,7 +35,7 @@ class PollViewSet(VersionedGenericViewSet):
     v2_filter_backends = (DjangoFilterBackend, OrderingFilter)
     filterset_class = PollFilter
     ordering_fields = ("created_at", "updated_at")
-    ordering = ("-created_at",)
+    ordering = ("-created_at", "-id")
     embedded_name = "polls"
     lookup_value_regex = UUID_PATTERN
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]

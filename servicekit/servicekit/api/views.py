@@ -96,6 +96,14 @@ class VersionedViewMixin:
     def filter_backends(self) -> list[Any]:  # type: ignore[override]
         return list(self.v2_filter_backends) if version_at_least(self.api_version, "v2") else []
 
+    def filter_queryset(self, queryset: Any) -> Any:
+        queryset = super().filter_queryset(queryset)  # type: ignore[misc]
+        # v1 has no filters and page-number pagination: keep the view's order so pages are stable.
+        ordering = getattr(self, "ordering", None)
+        if ordering and not version_at_least(self.api_version, "v2") and hasattr(queryset, "order_by"):
+            queryset = queryset.order_by(*ordering)
+        return queryset
+
     def get_renderers(self) -> list[Any]:
         if self.api_version == "v3":
             return [HALJSONRenderer(), JSONRenderer()]

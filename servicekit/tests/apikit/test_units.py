@@ -1,0 +1,97 @@
+"""servicekit.api pure helpers: versions, text fields and their schema pattern, deprecation headers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rest_framework import serializers
+
+from servicekit.api.deprecation import deprecation_headers
+from servicekit.api.fields import TextField, has_control_characters, text_pattern
+from servicekit.api.hal import action, as_path, link
+from servicekit.api.versioning import for_version, successor_path, version_at_least
+
+
+def test_for_version_falls_back_to_the_latest_earlier_entry() -> None:
+    mapping = {"v1": "one", "v3": "three"}
+    assert [for_version(mapping, v) for v in ("v1", "v2", "v3")] == ["one", "one", "three"]
+    with pytest.raises(KeyError):
+        for_version({"v2": "two"}, "v1")
+
+
+def test_version_comparisons_and_successors() -> None:
+    assert version_at_least("v2", "v2") and version_at_least("v3", "v2") and not version_at_least("v1", "v2")
+    assert not version_at_least(None, "v1") and not version_at_least("v9", "v1")
+    assert successor_path("/api/v1/polls/1/", "v1") == "/api/v2/polls/1/"
+    assert successor_path("/api/v3/polls/", "v3") == "/api/v3/polls/"
+
+
+def test_hal_helpers() -> None:
+    assert link("/a/") == {"href": "/a/"}
+    assert link("/r/{poll}/", templated=True) == {"href": "/r/{poll}/", "templated": True}
+    assert action("/a/", "post") == {"href": "/a/", "method": "POST"}
+    assert as_path("http://gateway:8080/api/v3/polls/?cursor=abc") == "/api/v3/polls/?cursor=abc"
+    assert as_path(None) is None
+
+
+def test_deprecation_headers_of_v1_only() -> None:
+    headers = deprecation_headers("v1", "/api/v1/polls/")
+    assert headers["Deprecation"] == "@1780272000"  # 2026-06-01T00:00:00Z
+    assert headers["Sunset"] == "Tue, 01 Jun 2027 00:00:00 GMT"
+    assert headers["Link"].startswith('</api/v2/polls/>; rel="successor-version"')
+    assert deprecation_headers("v2", "/api/v2/polls/") == {}
+
+
+class Single(serializers.Serializer):
+    text = TextField(min_length=1, max_length=20)
+
+
+class Multi(serializers.Serializer):
+    text = TextField(max_length=20, multiline=True, allow_blank=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("  padded  ", "padded"),
+        ("ünïcödé ✓", "ünïcödé ✓"),
+        ("", None),
+        ("   ", None),
+        ("nul\x00", None),
+        ("del\x7f", None),
+        ("c1\x85", None),
+        ("tab\tin", None),
+        ("x" * 21, None),
+        (5, None),
+        (True, None),
+        (None, None),
+    ],
+)
+def test_single_line_text_field(value, ok) -> None:
+    serializer = Single(data={"text": value})
+    assert serializer.is_valid() is (ok is not None)
+    if ok is not None:
+        assert serializer.validated_data["text"] == ok
+
+
+def test_multiline_text_field_allows_tab_and_newlines_only() -> None:
+    assert Multi(data={"text": "a\n\tb\r\n"}).is_valid()
+    assert Multi(data={"text": ""}).is_valid()
+    assert not Multi(data={"text": "a\x0bb"}).is_valid()
+    assert not Multi(data={"text": "a\x00"}).is_valid()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=25))
+def test_schema_pattern_agrees_with_the_field(value: str) -> None:
+    """A schema-driven client (schemathesis) generating from the pattern only sends accepted values."""
+    matches = re.fullmatch(text_pattern(), value) is not None
+    accepted = Single(data={"text": value}).is_valid()
+    if matches and len(value) <= 20 and len(value.strip()) <= 20:
+        assert accepted, repr(value)
+    if accepted:
+        assert matches or value != value.strip(), repr(value)
+    assert has_control_characters(value) is bool(re.search(r"[\x00-\x1f\x7f-\x9f]", value))
