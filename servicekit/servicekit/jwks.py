@@ -50,6 +50,11 @@ def auth_settings(*, run: Path) -> dict[str, Any]:
     secrets = Path(run) / "secrets"
     production = _env_str("DJANGO_ENV", "development") == "production"
     defaults = PRODUCTION_THROTTLE_RATES if production else DEVELOPMENT_THROTTLE_RATES
+    service_token = _env_str("SERVICE_TOKEN", "") or _read_secret(secrets / "service_token")
+    if production and len(service_token) < 32:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("SERVICE_TOKEN must be set to a random value of at least 32 characters.")
     return {
         "JWT_ISSUER": _env_str("JWT_ISSUER", "polls-platform"),
         "JWT_AUDIENCE": _env_str("JWT_AUDIENCE", "polls-platform-api"),
@@ -57,7 +62,7 @@ def auth_settings(*, run: Path) -> dict[str, Any]:
         "JWT_PUBLIC_KEYS_FILE": _env_str("JWT_PUBLIC_KEYS_FILE", str(secrets / "jwt_public.pem")),
         "JWT_LEEWAY_SECONDS": min(int(_env_str("JWT_LEEWAY_SECONDS", "30")), 30),
         "JWKS_URL": _env_str("JWKS_URL", "http://127.0.0.1:8001/.well-known/jwks.json"),
-        "SERVICE_TOKEN": _env_str("SERVICE_TOKEN", "") or _read_secret(secrets / "service_token"),
+        "SERVICE_TOKEN": service_token,
         "TRUSTED_PROXIES": tuple(
             item.strip() for item in _env_str("TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if item.strip()
         ),
@@ -112,6 +117,8 @@ def issuer_settings(*, run: Path, production: bool = False) -> dict[str, Any]:
         "JWT_KEY_ID": _env_str("JWT_KEY_ID", ""),
         "JWT_ACCESS_SECONDS": access_minutes * 60,
         "JWT_REFRESH_SECONDS": int(_env_str("JWT_REFRESH_MINUTES", str(24 * 60))) * 60,
+        # The issuer's own keys are its configuration; fetching its own JWKS could only deadlock a worker.
+        "JWKS_URL": "",
     }
 
 

@@ -33,19 +33,12 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from servicekit.conf import servicekit_settings
+from servicekit.jwks import PRODUCTION_THROTTLE_RATES
 
 logger = logging.getLogger(__name__)
 
 servicekit_settings.register_defaults(
-    {
-        "TRUSTED_PROXIES": ("127.0.0.1", "::1"),
-        "THROTTLE_RATES": {
-            "login.ip": "100/min",
-            "login.username": "10/min",
-            "register.ip": "30/hour",
-            "register.username": "10/min",
-        },
-    }
+    {"TRUSTED_PROXIES": ("127.0.0.1", "::1"), "THROTTLE_RATES": dict(PRODUCTION_THROTTLE_RATES)}
 )
 
 PERIODS = {
