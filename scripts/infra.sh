@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the local servers the platform needs are installed and running.
 #
-#   scripts/infra.sh [postgres] [redis] [rabbitmq] [nginx] [all]     (default: all)
+#   scripts/infra.sh [postgres] [redis] [rabbitmq] [nginx] [browser] [all]     (default: all)
 #
 # Each component is installed from Debian's packages when missing and we run as root (otherwise the
 # script says exactly what to install), then started when its port does not answer:
@@ -106,15 +106,22 @@ ensure_nginx() {
     command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || apt_install nginx-light
 }
 
+# The browser tests drive Debian's Chromium (never a downloaded browser); the client's unit tests run on node.
+ensure_browser() {
+    [[ -x /usr/bin/chromium ]] || apt_install chromium
+    command -v node >/dev/null || apt_install nodejs
+}
+
 components=("$@")
 [[ ${#components[@]} -eq 0 ]] && components=(all)
 for c in "${components[@]}"; do
     case "$c" in
-        all) ensure_postgres; ensure_redis; ensure_rabbitmq; ensure_nginx ;;
+        all) ensure_postgres; ensure_redis; ensure_rabbitmq; ensure_nginx; ensure_browser ;;
         postgres | postgresql) ensure_postgres ;;
         redis) ensure_redis ;;
         rabbitmq | amqp) ensure_rabbitmq ;;
         nginx) ensure_nginx ;;
-        *) die "unknown component '$c' (postgres, redis, rabbitmq, nginx, all)" ;;
+        browser | chromium) ensure_browser ;;
+        *) die "unknown component '$c' (postgres, redis, rabbitmq, nginx, browser, all)" ;;
     esac
 done
