@@ -106,9 +106,12 @@ def _check_can_change(*, actor: Principal, poll: PollReplica) -> None:
 
 
 def _duplicate_text(exc: IntegrityError) -> bool:
-    cause = exc.__cause__
-    constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
-    return constraint == UNIQUE_TEXT_CONSTRAINT or UNIQUE_TEXT_CONSTRAINT in str(exc)
+    """Whether an insert/update failed on the case-insensitive text constraint (PostgreSQL names it in
+    the error's diagnostics; SQLite, of the embedded development setup, in the message)."""
+    constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
+    if constraint is not None:
+        return constraint == UNIQUE_TEXT_CONSTRAINT
+    return UNIQUE_TEXT_CONSTRAINT in str(exc)
 
 
 def _text_taken() -> Conflict:

@@ -220,9 +220,13 @@ def _check_votable(*, poll_id: uuid.UUID, choice_id: uuid.UUID) -> None:
         )
 
 
-def _is_double_vote(exc: IntegrityError) -> bool:
+def _is_double_vote(exc: IntegrityError, *, poll_id: uuid.UUID, voter_id: int) -> bool:
+    """Whether the insert failed on the one-vote-per-poll constraint (PostgreSQL names it; SQLite, used
+    by the embedded development setup, does not, so there the existing vote is looked up)."""
     constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
-    return constraint == ONE_VOTE_CONSTRAINT or ONE_VOTE_CONSTRAINT in str(exc)
+    if constraint is not None:
+        return constraint == ONE_VOTE_CONSTRAINT
+    return Vote.objects.filter(poll_id=poll_id, voter_id=voter_id).exists()
 
 
 def _vote_event(vote: Vote) -> dict[str, Any]:
@@ -243,7 +247,7 @@ def vote_cast(*, actor: Principal, poll_id: uuid.UUID, choice_id: uuid.UUID) -> 
             emit("vote.cast", aggregate_id=str(vote.id), data=_vote_event(vote))
             results_invalidate_on_commit(poll_id=poll_id)
     except IntegrityError as exc:
-        if _is_double_vote(exc):
+        if _is_double_vote(exc, poll_id=poll_id, voter_id=actor.id):
             raise Conflict("You have already voted in this poll.", code="already-voted") from exc
         raise
     return vote
