@@ -222,10 +222,11 @@ def keyring() -> KeyRing:
 
 
 def reset_keyring() -> None:
-    """Forget loaded keys (tests, key rotation in a running process)."""
+    """Forget loaded keys and verified tokens (tests, key rotation in a running process)."""
     global _keyring
     with _keyring_lock:
         _keyring = None
+        _verified.clear()
 
 
 def _reset_on_settings_change(*, setting: str, **kwargs: Any) -> None:
@@ -247,11 +248,43 @@ def preload_keys() -> None:
 # --- Verification -------------------------------------------------------------------------------------
 
 
+# Verified tokens by their exact text. A client sends the same access token for minutes; re-checking
+# its signature every time costs most of the verification (PyJWT's base64 validation, RSA). A hit
+# still re-checks time (exp/nbf with leeway), type and that its key is still trusted (rotation), and
+# only a byte-identical token can hit, so a forged variant is always verified in full.
+_verified: dict[str, tuple[dict[str, Any], str, rsa.RSAPublicKey]] = {}
+VERIFIED_CACHE_SIZE = 4096
+
+
+def _still_valid(claims: dict[str, Any], kid: str, key: rsa.RSAPublicKey, token_type: str) -> bool:
+    leeway = min(int(servicekit_settings.JWT_LEEWAY_SECONDS), 30)
+    now = time.time()
+    if claims["exp"] + leeway <= now:
+        return False
+    nbf = claims.get("nbf")
+    if nbf is not None and nbf - leeway > now:
+        return False
+    return claims.get("token_type") == token_type and keyring().get(kid) is key
+
+
 def verify_token(token: str, *, token_type: str = "access") -> dict[str, Any]:
     """The verified claims of ``token``, or ``InvalidToken``. Stateless: no database is read.
 
     ``token_type`` is ``"access"`` for API calls, ``"refresh"`` for the refresh/logout endpoints.
     """
+    cached = _verified.get(token)
+    if cached is not None:
+        if _still_valid(*cached, token_type):
+            return dict(cached[0])
+        _verified.pop(token, None)
+    claims, kid, key = _verify_uncached(token, token_type)
+    if len(_verified) >= VERIFIED_CACHE_SIZE:
+        _verified.clear()
+    _verified[token] = (claims, kid, key)
+    return dict(claims)
+
+
+def _verify_uncached(token: str, token_type: str) -> tuple[dict[str, Any], str, rsa.RSAPublicKey]:
     if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
         raise InvalidToken("The token is malformed.")
     try:
@@ -292,7 +325,9 @@ def verify_token(token: str, *, token_type: str = "access") -> dict[str, Any]:
         raise InvalidToken("An access token is required." if token_type == "access" else "A refresh token is required.")
     if not isinstance(claims.get("jti"), str) or not claims["jti"]:
         raise InvalidToken()
-    return claims
+    if not isinstance(claims.get("exp"), int | float) or not isinstance(claims.get("nbf", 0), int | float):
+        raise InvalidToken()
+    return claims, kid, key
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

@@ -178,3 +178,15 @@ def test_access_token_expiry_is_enforced(user, api, settings) -> None:
     assert_unauthorized(api.get("/api/v1/auth/me/", **bearer(expired)))
     within_leeway = make_access_token(user.pk, user.username, iat=int(time.time()) - 600, exp=int(time.time()) - 5)
     assert api.get("/api/v1/auth/me/", **bearer(within_leeway)).status_code == 200
+
+
+def test_a_verified_token_is_refused_once_it_expires(user, api, settings) -> None:
+    from servicekit.testing import make_access_token
+
+    settings.SERVICEKIT = {**settings.SERVICEKIT, "JWT_LEEWAY_SECONDS": 0}
+    expires = int(time.time()) + 2
+    token = make_access_token(user.pk, user.username, exp=expires)
+    assert api.get("/api/v1/auth/me/", **bearer(token)).status_code == 200
+    assert api.get("/api/v1/auth/me/", **bearer(token)).status_code == 200  # served from the verified cache
+    time.sleep(max(0.0, expires - time.time()) + 0.2)
+    assert_unauthorized(api.get("/api/v1/auth/me/", **bearer(token)))
