@@ -11,7 +11,7 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -29,6 +29,7 @@ from accounts.tokens import roles_of
 from servicekit import jwks
 from servicekit.api import VersionedAPIView
 from servicekit.api.hal import action, link
+from servicekit.api.schema import problem_response
 from servicekit.auth import keyring
 from servicekit.permissions import IsAuthenticated
 from servicekit.throttling import CredentialThrottle
@@ -71,7 +72,7 @@ class RegisterView(CredentialView):
 
     @extend_schema(
         request=RegisterSerializer,
-        responses={201: UserSerializer, 409: OpenApiResponse(description="Username taken.")},
+        responses={201: UserSerializer, 409: problem_response(409, "That username is taken (ignoring case).")},
         summary="Create an account",
     )
     def post(self, request: Request, version: str) -> Response:
