@@ -29,7 +29,6 @@ from accounts.tokens import roles_of
 from servicekit import jwks
 from servicekit.api import VersionedAPIView
 from servicekit.api.hal import action, link
-from servicekit.api.schema import problem_response
 from servicekit.auth import keyring
 from servicekit.permissions import IsAuthenticated
 from servicekit.throttling import CredentialThrottle
@@ -69,10 +68,11 @@ class CredentialView(VersionedAPIView):
 class RegisterView(CredentialView):
     throttle_classes = [CredentialThrottle]
     throttle_scope = "register"
+    error_statuses = {"post": (401, 409, 429)}  # 409: the username is taken (ignoring case)
 
     @extend_schema(
         request=RegisterSerializer,
-        responses={201: UserSerializer, 409: problem_response(409, "That username is taken (ignoring case).")},
+        responses={201: UserSerializer},
         summary="Create an account",
     )
     def post(self, request: Request, version: str) -> Response:
