@@ -22,7 +22,7 @@ from rest_framework.exceptions import PermissionDenied
 from polls import clients
 from polls.models import MIN_CHOICES_TO_OPEN, Participation, Poll, PollStatus
 from polls.selectors import polls_due_to_close
-from servicekit.errors import Conflict, Problem
+from servicekit.errors import Conflict, UnprocessableEntity
 from servicekit.events import emit
 from servicekit.permissions import can_manage, is_operator, is_principal
 
@@ -48,10 +48,10 @@ def _require_manager(actor: Any, poll: Poll) -> None:
 
 def _validate_closes_at(closes_at: datetime | None, *, now: datetime | None = None) -> None:
     if closes_at is not None and closes_at <= (now or timezone.now()):
-        raise Problem(
+        # Well-formed but not applicable now: 422 (the schema cannot say "in the future").
+        raise UnprocessableEntity(
             "closes_at: Must be in the future.",
-            status=400,
-            code="validation-error",
+            code="closes-at-in-past",
             errors={"closes_at": ["Must be in the future."]},
         )
 

@@ -6,9 +6,12 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
+from drf_spectacular.utils import extend_schema_field
 
 from polls.models import Poll, PollStatus
-from servicekit.api.fields import has_control_characters
+from servicekit.api.fields import has_control_characters, text_pattern
+
+SEARCH_MAX = 200
 
 
 def _no_control_characters(value: str) -> None:
@@ -16,18 +19,24 @@ def _no_control_characters(value: str) -> None:
         raise ValidationError("Control characters are not allowed.")
 
 
-class IntegerFilter(django_filters.NumberFilter):
+@extend_schema_field({"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**63 - 1})
+class UserIdFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
+
+
+@extend_schema_field({"type": "string", "maxLength": SEARCH_MAX, "pattern": text_pattern(allow_blank=True)})
+class SearchFilter(django_filters.CharFilter):
+    pass
 
 
 class PollFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=PollStatus.choices, help_text="Only polls in this state.")
-    owner = IntegerFilter(
+    owner = UserIdFilter(
         field_name="owner_id", min_value=0, max_value=2**63 - 1, help_text="Only polls of this user id."
     )
-    search = django_filters.CharFilter(
+    search = SearchFilter(
         method="filter_search",
-        max_length=200,
+        max_length=SEARCH_MAX,
         validators=[_no_control_characters],
         help_text="Text in the question or description.",
     )

@@ -39,7 +39,13 @@ class PollViewSet(VersionedGenericViewSet):
     embedded_name = "polls"
     lookup_value_regex = UUID_PATTERN
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    error_statuses = {"partial_update": (409,), "destroy": (409,), "open": (409, 503), "close": (409,)}
+    error_statuses = {
+        "create": (422,),
+        "partial_update": (409, 422),
+        "destroy": (409,),
+        "open": (409, 503),
+        "close": (409,),
+    }
 
     def get_queryset(self) -> Any:
         return selectors.poll_list_visible(actor=self.actor)

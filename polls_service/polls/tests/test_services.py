@@ -12,7 +12,7 @@ from rest_framework.exceptions import PermissionDenied
 from polls import services
 from polls.models import Participation, Poll, PollStatus
 from polls.tests.factories import PollFactory
-from servicekit.errors import Conflict, Problem
+from servicekit.errors import Conflict, UnprocessableEntity
 from servicekit.principal import Principal
 
 pytestmark = pytest.mark.django_db
@@ -39,9 +39,9 @@ def test_create_makes_a_draft_owned_by_the_actor_and_emits_poll_created(outbox) 
 def test_create_refuses_anonymous_and_past_closes_at(outbox) -> None:
     with pytest.raises(PermissionDenied):
         services.poll_create(actor=None, question="Q?")
-    with pytest.raises(Problem) as excinfo:
+    with pytest.raises(UnprocessableEntity) as excinfo:
         services.poll_create(actor=OWNER, question="Q?", closes_at=timezone.now() - timedelta(minutes=1))
-    assert excinfo.value.status_code == 400 and "closes_at" in excinfo.value.errors
+    assert excinfo.value.status_code == 422 and "closes_at" in excinfo.value.errors
     assert Poll.objects.count() == 0 and outbox() == []
 
 

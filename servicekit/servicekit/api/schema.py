@@ -20,6 +20,7 @@ add statuses per action::
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any
 
 from django.urls import path
@@ -101,6 +102,22 @@ class VersionedAutoSchema(AutoSchema):
         action_doc = get_doc(action_or_method) if action_or_method is not None else ""
         own_doc = self.view.__class__.__dict__.get("__doc__") or ""
         return action_doc or (get_doc(self.view.__class__) if own_doc else "")
+
+    def get_auth(self) -> list[dict[str, Any]]:
+        auths = super().get_auth()
+        # Reads that anyone may make declare the bearer token optional (``{}``), so clients and
+        # fuzzers know an anonymous 200 is intended, not an ignored credential.
+        if auths and {} not in auths and self._anonymous_allowed():
+            auths.append({})
+        return auths
+
+    def _anonymous_allowed(self) -> bool:
+        anonymous = SimpleNamespace(is_authenticated=False, is_anonymous=True, id=None, pk=None, roles=frozenset())
+        request = SimpleNamespace(method=self.method, user=anonymous, auth=None, headers={}, META={}, data={})
+        try:
+            return all(permission.has_permission(request, self.view) for permission in self.view.get_permissions())
+        except Exception:  # a permission that needs more of the request than the shim has: assume not
+            return False
 
     def get_tags(self) -> list[str]:
         # "/api/{version}/polls/{id}/" -> "polls" (the resource), not "api".
@@ -200,6 +217,11 @@ class VersionedAutoSchema(AutoSchema):
         if direction != "response" or not self._is_versioned():
             return responses
         problem = self.resolve_serializer(ProblemSerializer, "response").ref
+        for code, response in responses.items():
+            # Problems declared by a view (``problem_response``) are served as problem+json, whatever the renderers.
+            content = response.get("content") if isinstance(response, dict) else None
+            if code >= "400" and content and any(media.get("schema") == problem for media in content.values()):
+                response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": problem}}
         deprecation_headers = self._response_headers_for("400")
         for code in sorted(self.error_statuses()):
             if str(code) in responses:

@@ -120,5 +120,9 @@ def test_schema_documents_errors_headers_and_versions(client, version) -> None:
     read = paths[f"/api/{version}/groups/{{id}}/"]["get"]
     assert ("304" in read["responses"]) is (version != "v1")
     assert read.get("deprecated", False) is (version == "v1")
+    if version != "v1":
+        loud = paths[f"/api/{version}/groups/{{id}}/shout/"]["post"]["responses"]["409"]
+        assert loud["description"] == "Too loud already."
+        assert set(loud["content"]) == {"application/problem+json"}
     media = set(read["responses"]["200"]["content"])
     assert media == ({"application/hal+json", "application/json"} if version == "v3" else {"application/json"})

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 from django.urls import path
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
@@ -15,7 +16,7 @@ from rest_framework.routers import SimpleRouter
 from servicekit.api import VersionedAPIView, VersionedGenericViewSet, link, links_field
 from servicekit.api import action as hal_action
 from servicekit.api.fields import TextField
-from servicekit.api.schema import schema_urlpatterns
+from servicekit.api.schema import problem_response, schema_urlpatterns
 from servicekit.api.versioning import versioned_urlpatterns
 
 CALLS = {"create": 0, "crash": 0}
@@ -42,6 +43,10 @@ class GroupV3(GroupV1):
             "self": link(f"/api/v3/groups/{group.id}/"),
             "rename": hal_action(f"/api/v3/groups/{group.id}/", "PATCH"),
         }
+
+
+class ShoutSerializer(serializers.Serializer):
+    name = serializers.CharField()
 
 
 class GroupViewSet(VersionedGenericViewSet):
@@ -75,6 +80,7 @@ class GroupViewSet(VersionedGenericViewSet):
         CALLS["crash"] += 1
         raise RuntimeError("boom")
 
+    @extend_schema(responses={200: ShoutSerializer, 409: problem_response(409, "Too loud already.")})
     @action(detail=True, methods=["post"])
     def shout(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         group = self.get_object()
