@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts import selectors, tokens
@@ -121,3 +122,10 @@ def token_revoke(*, refresh: str) -> None:
     with transaction.atomic():
         outstanding = _locked_outstanding(claims)
         BlacklistedToken.objects.get_or_create(token=outstanding)
+
+
+def token_flush_expired() -> int:
+    """Delete records of refresh tokens that have expired (a blacklist entry goes with its token)."""
+    with transaction.atomic():
+        deleted, _ = OutstandingToken.objects.filter(expires_at__lte=timezone.now()).delete()
+    return deleted

@@ -30,3 +30,8 @@ CELERY_BEAT_SCHEDULE["polls-close-expired"] = {  # noqa: F821 - set by common_se
     "schedule": env.float("POLLS_AUTO_CLOSE_SECONDS", default=15.0),
     "options": {"expires": 60.0},
 }
+CELERY_BEAT_SCHEDULE["accounts-flush-expired-tokens"] = {  # noqa: F821 - set by common_settings
+    "task": "accounts.flush_expired_tokens",
+    "schedule": env.float("TOKEN_FLUSH_SECONDS", default=3600.0),
+    "options": {"expires": 600.0},
+}

@@ -190,3 +190,21 @@ def test_a_verified_token_is_refused_once_it_expires(user, api, settings) -> Non
     assert api.get("/api/v1/auth/me/", **bearer(token)).status_code == 200  # served from the verified cache
     time.sleep(max(0.0, expires - time.time()) + 0.2)
     assert_unauthorized(api.get("/api/v1/auth/me/", **bearer(token)))
+
+
+def test_expired_refresh_records_are_flushed(user, login) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.tasks import flush_expired_tokens
+
+    pair = login(user)
+    jti = jwt.decode(pair["refresh"], options={"verify_signature": False})["jti"]
+    expired = OutstandingToken.objects.create(
+        user=user, jti="expired-" + jti, token="", expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    BlacklistedToken.objects.create(token=expired)
+    assert flush_expired_tokens() == 2  # the record and its blacklist entry
+    assert not OutstandingToken.objects.filter(pk=expired.pk).exists()
+    assert OutstandingToken.objects.filter(jti=jti).exists()
