@@ -401,6 +401,12 @@ class Stack:
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.state_file)
 
+    def supervisor_alive(self) -> bool:
+        """Whether the process that owns the recorded stack (foreground `up`, a test session) still runs."""
+        state = self.read_state()
+        pid = state.get("supervisor_pid")
+        return bool(pid) and proc_start_time(pid) == state.get("supervisor_start_time")
+
     def recorded_processes(self) -> dict[str, Running]:
         """Processes recorded in ``stack.json`` by this or another ``up`` (may be dead)."""
         state = self.read_state()

@@ -97,8 +97,16 @@ def _flush_redis(url: str) -> None:
 def stack() -> Iterator[Stack]:
     run_dir = REPO / ".run" / f"test-stack{_suffix().replace('_', '-')}"
     env = stack_environment(run_dir)
+    previous = Stack(run_dir, env=env, ports=test_stack_ports(), log=lambda m: None)
+    owner = previous.read_state().get("supervisor_pid")
+    if owner and owner != os.getpid() and previous.supervisor_alive() and previous.running_elsewhere():
+        pytest.exit(
+            f"another test session (pid {owner}) is using the test stack in {run_dir}; "
+            "run this one with TEST_NAMESPACE=<name> TEST_STACK_PORT_OFFSET=<n> (see tests/conftest.py)",
+            returncode=3,
+        )
     # A previous session killed hard may have left its processes: stop them first (by recorded PID).
-    Stack(run_dir, env=env, ports=test_stack_ports(), log=lambda m: None).stop()
+    previous.stop()
     _flush_redis(env["REDIS_URL"])
     instance = Stack(
         run_dir,
@@ -108,7 +116,7 @@ def stack() -> Iterator[Stack]:
         gunicorn_workers=2,
         log=lambda message: print(f"stack: {message}", file=sys.stderr),
     )
-    instance.start()
+    instance.start(supervisor_pid=os.getpid())
     try:
         yield instance
     finally:
