@@ -1,0 +1,80 @@
+"""Auth configuration from the environment: lifetimes capped, production refuses to start without secrets."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from servicekit import jwks
+
+
+@pytest.fixture
+def run(tmp_path):
+    return tmp_path
+
+
+@pytest.mark.parametrize("minutes", ["0", "16", "60"])
+def test_access_lifetime_is_capped_at_15_minutes(monkeypatch, run, minutes) -> None:
+    monkeypatch.setenv("JWT_ACCESS_MINUTES", minutes)
+    with pytest.raises(ImproperlyConfigured):
+        jwks.issuer_settings(run=run)
+
+
+def test_lifetimes_from_the_environment(monkeypatch, run) -> None:
+    monkeypatch.setenv("JWT_ACCESS_MINUTES", "15")
+    monkeypatch.setenv("JWT_REFRESH_MINUTES", "120")
+    settings = jwks.issuer_settings(run=run)
+    assert (settings["JWT_ACCESS_SECONDS"], settings["JWT_REFRESH_SECONDS"]) == (900, 7200)
+
+
+def test_leeway_never_exceeds_30_seconds(monkeypatch, run) -> None:
+    monkeypatch.setenv("JWT_LEEWAY_SECONDS", "300")
+    assert jwks.auth_settings(run=run)["JWT_LEEWAY_SECONDS"] == 30
+
+
+def test_production_needs_a_private_key(monkeypatch, run) -> None:
+    monkeypatch.setenv("JWT_PRIVATE_KEY", "")
+    monkeypatch.setenv("JWT_PRIVATE_KEY_FILE", str(run / "missing.pem"))
+    with pytest.raises(ImproperlyConfigured):
+        jwks.issuer_settings(run=run, production=True)
+    key_file = run / "key.pem"
+    key_file.write_text(jwks.private_pem(jwks.generate_private_key()))
+    monkeypatch.setenv("JWT_PRIVATE_KEY_FILE", str(key_file))
+    assert jwks.issuer_settings(run=run, production=True)["JWT_PRIVATE_KEY_FILE"] == str(key_file)
+
+
+def test_production_needs_a_strong_service_token(monkeypatch, run) -> None:
+    monkeypatch.setenv("DJANGO_ENV", "production")
+    monkeypatch.setenv("SERVICE_TOKEN", "short")
+    with pytest.raises(ImproperlyConfigured):
+        jwks.auth_settings(run=run)
+    monkeypatch.setenv("SERVICE_TOKEN", "x" * 40)
+    settings = jwks.auth_settings(run=run)
+    assert settings["SERVICE_TOKEN"] == "x" * 40
+    assert settings["THROTTLE_RATES"] == jwks.PRODUCTION_THROTTLE_RATES
+
+
+def test_service_token_and_public_keys_from_files(monkeypatch, run) -> None:
+    monkeypatch.delenv("SERVICE_TOKEN", raising=False)
+    monkeypatch.delenv("JWT_PUBLIC_KEYS_FILE", raising=False)
+    (run / "secrets").mkdir()
+    (run / "secrets" / "service_token").write_text("from-the-file\n")
+    settings = jwks.auth_settings(run=run)
+    assert settings["SERVICE_TOKEN"] == "from-the-file"
+    assert settings["JWT_PUBLIC_KEYS_FILE"] == str(run / "secrets" / "jwt_public.pem")
+
+
+def test_one_line_pem_bundles_from_env_files(monkeypatch, run) -> None:
+    first, second = (jwks.generate_private_key().public_key() for _ in range(2))
+    bundle = (jwks.public_pem(first) + jwks.public_pem(second)).replace("\n", "\\n")
+    monkeypatch.setenv("JWT_PUBLIC_KEYS", bundle)
+    keys = jwks.load_public_keys(jwks.auth_settings(run=run)["JWT_PUBLIC_KEYS"])
+    assert set(keys) == {jwks.thumbprint(first), jwks.thumbprint(second)}
+
+
+def test_short_rsa_keys_are_refused() -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(ValueError):
+        jwks.load_public_keys(jwks.public_pem(weak.public_key()))
