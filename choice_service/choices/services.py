@@ -67,6 +67,25 @@ def poll_replica_ensure(*, poll_id: uuid.UUID) -> PollReplica | None:
     return replica
 
 
+def poll_replica_refresh_if_draft(*, poll_id: uuid.UUID) -> PollReplica | None:
+    """Re-read a poll the replica still holds as a draft (it may have opened a moment ago, its event in
+    flight) so readers other than the owner see its choices at once. No call for any other state."""
+    replica = PollReplica.objects.filter(pk=poll_id).first()
+    if replica is None or not replica.is_draft:
+        return replica
+    data = polls_client().get_json(f"/internal/polls/{poll_id}/")
+    if data is None or data.get("status") == PollReplica.Status.DRAFT:
+        return replica
+    with transaction.atomic():
+        locked = PollReplica.objects.select_for_update().get(pk=poll_id)
+        if locked.is_draft:
+            locked.status = data["status"]
+            locked.closes_at = _as_datetime(data.get("closes_at"))
+            locked.source_time = timezone.now()
+            locked.save(update_fields=["status", "closes_at", "source_time", "updated_at"])
+    return locked
+
+
 def poll_replica_apply(*, event_type: str, data: dict[str, Any], occurred_at: Any) -> PollReplica | None:
     """Apply a ``poll.*`` event to the replica; an event older than the stored state changes nothing.
 

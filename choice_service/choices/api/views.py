@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import django_filters
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import translate_validation
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -20,6 +22,7 @@ from choices.api.serializers import (
 )
 from choices.models import Choice
 from servicekit.api import VersionedGenericViewSet
+from servicekit.errors import Problem
 from servicekit.permissions import IsAuthenticatedOrReadOnly
 
 UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -73,14 +76,38 @@ class ChoiceViewSet(VersionedGenericViewSet):
         serializer_class = self.get_serializer_class()
         return serializer_class(data, context=context, **kwargs).data
 
+    def _refresh_stale_draft(self, poll_id: Any) -> None:
+        """A reader who may not see drafts asks for a poll the replica still calls draft: it may have just
+        opened (event in flight), so check once with polls_service before answering."""
+        if poll_id is None:
+            return
+        poll = selectors.poll_replica_get(poll_id=poll_id)
+        if poll is not None and poll.is_draft and not selectors.can_manage_poll(actor=self.actor, poll=poll):
+            try:
+                services.poll_replica_refresh_if_draft(poll_id=poll_id)
+            except Problem:  # polls_service unavailable: answer from the replica as it is
+                pass
+
     @extend_schema(summary="List choices (optionally of one poll)")
     def list(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        poll_param = request.query_params.get("poll")
+        if not page and poll_param and not request.query_params.get("cursor") and not request.query_params.get("page"):
+            self._refresh_stale_draft(uuid.UUID(poll_param))  # the filter already validated it
+            page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self._render(list(page), many=True))
 
     @extend_schema(summary="Read a choice")
     def retrieve(self, request: Any, *args: Any, **kwargs: Any) -> Response:
-        return Response(self._render(self.get_object()))
+        try:
+            choice = self.get_object()
+        except Http404:
+            hidden = Choice.objects.filter(pk=self.kwargs.get(self.lookup_field)).only("poll_id").first()
+            if hidden is None:
+                raise
+            self._refresh_stale_draft(hidden.poll_id)
+            choice = self.get_object()
+        return Response(self._render(choice))
 
     @extend_schema(summary="Add a choice to a draft poll", request=ChoiceCreateSerializer)
     def create(self, request: Any, *args: Any, **kwargs: Any) -> Response:

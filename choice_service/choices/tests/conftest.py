@@ -27,6 +27,8 @@ def _isolated_cache_and_relay(settings) -> Iterator[None]:
     settings.CACHES = caches
     # No relay task is sent to the broker from unit tests; outbox rows are asserted directly.
     settings.SERVICEKIT = {**settings.SERVICEKIT, "EVENTS_RELAY_ON_COMMIT": False}
+    # Hermetic: other services are unreachable unless a test starts a fake one (a local stack may be up).
+    settings.POLLS_INTERNAL_URL = settings.VOTE_INTERNAL_URL = "http://127.0.0.1:9"
     yield
     from django.core.cache import cache
 

@@ -298,3 +298,40 @@ def test_owner_and_operator_delete_draft_choices(owner, operator, draft_poll):
 def test_put_is_not_allowed(owner, draft_poll):
     choice = ChoiceFactory(poll_id=draft_poll.id)
     problem(owner.put(detail(choice), {"text": "x"}, format="json"), 405)
+
+
+def test_a_poll_opened_before_its_event_arrived_shows_its_choices(anon, draft_poll, fake_polls):
+    choice = ChoiceFactory(poll_id=draft_poll.id)
+    fake_polls.respond(
+        f"/internal/polls/{draft_poll.id}/",
+        {"id": str(draft_poll.id), "owner_id": OWNER_ID, "status": "open", "closes_at": None},
+    )
+    body = anon.get(URL, {"poll": str(draft_poll.id)}).json()
+    assert [item["id"] for item in body["results"]] == [str(choice.id)]
+    assert PollReplica.objects.get(pk=draft_poll.id).status == "open"
+    assert anon.get(detail(choice)).status_code == 200
+    assert fake_polls.calls_to(f"/internal/polls/{draft_poll.id}/") == 1
+
+
+def test_a_real_draft_stays_hidden_after_the_check(anon, draft_poll, fake_polls):
+    choice = ChoiceFactory(poll_id=draft_poll.id)
+    fake_polls.respond(
+        f"/internal/polls/{draft_poll.id}/",
+        {"id": str(draft_poll.id), "owner_id": OWNER_ID, "status": "draft", "closes_at": None},
+    )
+    assert anon.get(URL, {"poll": str(draft_poll.id)}).json()["count"] == 0
+    problem(anon.get(detail(choice)), 404)
+    assert PollReplica.objects.get(pk=draft_poll.id).status == "draft"
+
+
+def test_draft_check_tolerates_polls_service_down(anon, draft_poll, fake_polls):
+    choice = ChoiceFactory(poll_id=draft_poll.id)
+    fake_polls.stop()
+    assert anon.get(URL, {"poll": str(draft_poll.id)}).json()["count"] == 0
+    problem(anon.get(detail(choice)), 404)
+
+
+def test_owner_reads_drafts_without_asking_polls_service(owner, draft_poll, fake_polls):
+    ChoiceFactory(poll_id=draft_poll.id)
+    assert owner.get(URL, {"poll": str(draft_poll.id)}).json()["count"] == 1
+    assert fake_polls.requests == []

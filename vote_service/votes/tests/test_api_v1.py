@@ -353,3 +353,11 @@ def test_results_of_a_poll_missing_here_are_fetched(anon, fake_polls, fake_choic
 
 def test_results_for_a_malformed_poll_id_are_404(anon):
     problem(anon.get("/api/v1/results/not-a-uuid/"), 404)
+
+
+def test_deleted_poll_has_no_results_and_takes_no_votes(anon, voter):
+    poll = PollReplicaFactory(status="deleted")
+    choice = ChoiceReplicaFactory(poll_id=poll.id)
+    problem(anon.get(results_url(poll.id)), 404)
+    body = problem(cast(voter, poll, choice), 422)
+    assert body["type"].endswith("/poll-not-found")
