@@ -1,0 +1,57 @@
+"""Dev secrets: generated once with private permissions, never overwritten, a usable RS256 key pair."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import jwt
+import pytest
+
+from scripts.devsecrets import ensure_dev_secrets, main
+
+NAMES = ["django_secret_key", "jwt_private.pem", "jwt_public.pem", "service_token"]
+
+
+def test_generates_every_secret_with_mode_600(tmp_path: Path) -> None:
+    created = ensure_dev_secrets(tmp_path)
+    assert sorted(created) == sorted(NAMES)
+    folder = tmp_path / "secrets"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for name in NAMES:
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+    assert len((folder / "django_secret_key").read_text().strip()) >= 50
+    assert len((folder / "service_token").read_text().strip()) >= 40
+    assert (folder / "jwt_private.pem").read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    assert (folder / "jwt_public.pem").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_key_pair_signs_and_verifies_rs256(tmp_path: Path) -> None:
+    ensure_dev_secrets(tmp_path)
+    private = (tmp_path / "secrets" / "jwt_private.pem").read_text()
+    public = (tmp_path / "secrets" / "jwt_public.pem").read_text()
+    token = jwt.encode({"sub": "1"}, private, algorithm="RS256")
+    assert jwt.decode(token, public, algorithms=["RS256"]) == {"sub": "1"}
+
+
+def test_never_overwrites_existing_secrets(tmp_path: Path) -> None:
+    ensure_dev_secrets(tmp_path)
+    before = {name: (tmp_path / "secrets" / name).read_bytes() for name in NAMES}
+    assert ensure_dev_secrets(tmp_path) == []
+    assert {name: (tmp_path / "secrets" / name).read_bytes() for name in NAMES} == before
+
+
+def test_missing_public_key_is_derived_from_the_existing_private_key(tmp_path: Path) -> None:
+    ensure_dev_secrets(tmp_path)
+    public = tmp_path / "secrets" / "jwt_public.pem"
+    original = public.read_bytes()
+    public.unlink()
+    assert ensure_dev_secrets(tmp_path) == ["jwt_public.pem"]
+    assert public.read_bytes() == original
+
+
+def test_cli_reports_what_it_did(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["devsecrets.py", str(tmp_path)]) == 0
+    assert "created django_secret_key, jwt_private.pem, jwt_public.pem, service_token" in capsys.readouterr().out
+    assert main(["devsecrets.py", str(tmp_path)]) == 0
+    assert "present in" in capsys.readouterr().out

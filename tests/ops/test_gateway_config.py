@@ -1,0 +1,112 @@
+"""The one gateway template renders for every target and Nginx accepts each rendering (``nginx -t``).
+
+No running stack needed: these check the configuration itself, so a broken route or directive fails
+here with Nginx's own message before any end-to-end test runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from scripts import gateway
+
+ROUTES = [
+    r"location ~ ^/api/v[123]/(polls|auth)(/|$)",
+    "location = /api/v3/",
+    "location ^~ /api/docs",
+    "location ^~ /.well-known/",
+    r"location ~ ^/api/v[123]/choices(/|$)",
+    r"location ~ ^/api/v[123]/(votes|results)(/|$)",
+    "location ^~ /internal/",
+    "location = /healthz",
+    *[
+        f"location ^~ /{kind}/{svc}/"
+        for kind in ("api/schema", "admin", "static")
+        for svc in ("polls", "choices", "votes")
+    ],
+]
+
+
+def nginx_test(conf: Path, hostnames: list[str]) -> subprocess.CompletedProcess:
+    """``nginx -t`` on a container rendering: service hostnames resolve to loopback in a private mount namespace."""
+    hosts = conf.parent / "hosts"
+    hosts.write_text("127.0.0.1 localhost " + " ".join(hostnames) + "\n")
+    nginx = gateway.nginx_binary()
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        script = f"mount --bind {hosts} /etc/hosts && mkdir -p /tmp/nginx && {nginx} -t -q -e stderr -c {conf}"
+        return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, check=False)
+    # Without root: the same text with the hostnames replaced by loopback.
+    text = conf.read_text()
+    for name in sorted(hostnames, key=len, reverse=True):
+        text = re.sub(rf"\bserver {re.escape(name)}:", "server 127.0.0.1:", text)
+    text = text.replace("/tmp/nginx.pid", str(conf.parent / "pid")).replace("/tmp/nginx", str(conf.parent / "temp"))
+    local = conf.with_suffix(".local.conf")
+    local.write_text(text)
+    return subprocess.run([nginx, "-t", "-q", "-e", "stderr", "-c", str(local)], capture_output=True, text=True)
+
+
+def test_local_rendering_passes_nginx_t(tmp_path: Path) -> None:
+    conf = gateway.write_local(run_dir=tmp_path, port=18999, polls=18991, choices=18992, votes=18993)
+    text = conf.read_text()
+    assert "{{" not in text
+    assert "server 127.0.0.1:18991 max_fails=3 fail_timeout=10s;" in text
+    assert f"client_body_temp_path {tmp_path.resolve()}/nginx/temp/client_body;" in text
+    assert "listen 127.0.0.1:18999" in text
+    result = gateway.check(conf)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("target", ["compose", "k8s"])
+def test_container_renderings_pass_nginx_t(tmp_path: Path, target: str) -> None:
+    text = gateway.render_k8s() if target == "k8s" else gateway.render(gateway.container_values(target=target))
+    assert "{{" not in text
+    conf = tmp_path / f"{target}.conf"
+    conf.write_text(text)
+    result = nginx_test(conf, ["polls", "choices", "votes", "polls-canary"])
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("target", ["local", "compose", "k8s"])
+def test_every_target_has_the_same_routes_and_limits(tmp_path: Path, target: str) -> None:
+    if target == "local":
+        text = gateway.write_local(run_dir=tmp_path, port=1, polls=2, choices=3, votes=4).read_text()
+    elif target == "k8s":
+        text = gateway.render_k8s()
+    else:
+        text = gateway.render(gateway.container_values(target=target))
+    for route in ROUTES:
+        assert route in text, f"{target}: missing {route}"
+    assert "client_max_body_size 64k;" in text
+    assert 'proxy_set_header Connection "";' in text and "proxy_http_version 1.1;" in text
+    assert "proxy_set_header X-Request-ID $req_id;" in text
+    assert "default-src 'self'" in text
+
+
+def test_k8s_rendering_routes_polls_through_the_canary_pool() -> None:
+    text = gateway.render_k8s()
+    assert "upstream polls_canary" in text
+    assert "proxy_pass http://polls;" not in text
+    assert text.count("proxy_pass http://$polls_pool;") == 7
+
+
+def test_a_missing_placeholder_value_is_an_error(tmp_path: Path) -> None:
+    values = gateway.container_values(target="compose")
+    del values["VOTE_UPSTREAM"]
+    with pytest.raises(KeyError, match="VOTE_UPSTREAM"):
+        gateway.render(values)
+
+
+def test_web_root_prefers_the_built_client(tmp_path: Path) -> None:
+    (tmp_path / "web" / "src").mkdir(parents=True)
+    assert gateway.web_root(tmp_path) == tmp_path / "web"
+    (tmp_path / "web" / "src" / "index.html").write_text("<!doctype html>")
+    assert gateway.web_root(tmp_path) == tmp_path / "web" / "src"
+    (tmp_path / "web" / "dist").mkdir()
+    (tmp_path / "web" / "dist" / "index.html").write_text("<!doctype html>")
+    assert gateway.web_root(tmp_path) == tmp_path / "web" / "dist"
