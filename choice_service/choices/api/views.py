@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
 import django_filters
+from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import translate_validation
-from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -83,10 +84,9 @@ class ChoiceViewSet(VersionedGenericViewSet):
             return
         poll = selectors.poll_replica_get(poll_id=poll_id)
         if poll is not None and poll.is_draft and not selectors.can_manage_poll(actor=self.actor, poll=poll):
-            try:
+            # polls_service unavailable: answer from the replica as it is.
+            with contextlib.suppress(Problem):
                 services.poll_replica_refresh_if_draft(poll_id=poll_id)
-            except Problem:  # polls_service unavailable: answer from the replica as it is
-                pass
 
     @extend_schema(summary="List choices (optionally of one poll)")
     def list(self, request: Any, *args: Any, **kwargs: Any) -> Response:
