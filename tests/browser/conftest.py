@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from .helpers import SCREENSHOTS
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -68,9 +70,20 @@ class PageProblems:
         return msg.type == "error" and not re.search(r"status of 4\d\d", msg.text)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.browser_call_failed = report.failed
+
+
 @pytest.fixture
-def open_page(browser: Browser, base_url: str):
-    """``open_page(viewport=...)`` -> a Page in a fresh browser context (one user each)."""
+def open_page(request, browser: Browser, base_url: str):
+    """``open_page(viewport=...)`` -> a Page in a fresh browser context (one user each).
+
+    When the test fails, every page it opened is saved under ``test-output/screenshots/failures/``.
+    """
     contexts = []
     problems = PageProblems()
 
@@ -83,6 +96,12 @@ def open_page(browser: Browser, base_url: str):
 
     factory.problems = problems
     yield factory
+    if getattr(request.node, "browser_call_failed", False):
+        folder = SCREENSHOTS / "failures"
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, (context, _) in enumerate(contexts):
+            for index, page in enumerate(context.pages):
+                page.screenshot(path=str(folder / f"{request.node.name}-{number}-{index}.png"), full_page=True)
     for context, _ in contexts:
         context.close()
     allowed = tuple(a for _, al in contexts for a in al)

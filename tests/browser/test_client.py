@@ -210,8 +210,13 @@ def test_session_survives_reload_and_an_expired_session_returns_to_login(open_pa
     page = open_page(allowed_errors=("401",))
     username = unique("reload")
     ui_register(page, username)
-    page.reload()
+    before = page.evaluate("sessionStorage.getItem('polls.refresh')")
+    assert before
+    with page.expect_response(lambda r: r.url.endswith("/auth/token/refresh/") and r.status == 200):
+        page.reload()  # the access token lived in memory only: the stored refresh token gets a new one
     expect(page.locator(".whoami")).to_contain_text(username)
+    rotated = page.evaluate("sessionStorage.getItem('polls.refresh')")
+    assert rotated and rotated != before  # refresh tokens rotate
     # The refresh token is revoked (logout elsewhere): the next start sends the user to log in.
     page.evaluate("sessionStorage.setItem('polls.refresh', 'revoked-token')")
     page.reload()
@@ -277,3 +282,32 @@ def test_phone_sized_screen_has_no_horizontal_scroll(open_page):
     focused = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert focused != "none"
     shot(page, "13-phone")
+
+
+def test_keyboard_only_login_and_vote(open_page, base_url):
+    owner = ApiUser(base_url, unique("kbown")).register()
+    poll = owner.post("create_poll", {"question": f"Keyboard? {unique('q')}"}).json()
+    add_choice = poll["_links"]["add_choice"]["href"]
+    for position, text in enumerate(("Tab", "Mouse")):
+        assert owner.post(add_choice, {"poll": poll["id"], "text": text, "position": position}).status_code == 201
+    assert owner.post(poll["_links"]["open"]["href"], {}).status_code == 200
+    voter = ApiUser(base_url, unique("kb")).register()
+
+    page = open_page()
+    page.goto(f"/#/login?next=/polls/{poll['id']}")
+    expect(page.get_by_label("Username")).to_be_focused()  # the form takes focus
+    page.keyboard.type(voter.username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(voter.password)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1, name=poll["question"])).to_be_focused()
+    vote = page.get_by_role("button", name="Vote for “Tab”")
+    expect(vote).to_be_visible()
+    for _ in range(30):
+        if page.evaluate("document.activeElement.getAttribute('aria-label')") == "Vote for “Tab”":
+            break
+        page.keyboard.press("Tab")
+    expect(vote).to_be_focused()
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"  # visible focus
+    page.keyboard.press("Enter")
+    expect(page.locator("#my-vote")).to_have_text("You voted for Tab.")

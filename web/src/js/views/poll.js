@@ -11,8 +11,8 @@ import { statusBadge } from "./list.js";
 
 export const RESULTS_INTERVAL_MS = 2000;
 export const POLL_STATE_INTERVAL_MS = 15000;
-const SETTLE_DELAY_MS = 700;
-const SETTLE_MAX_ATTEMPTS = 10;
+const SETTLE_DELAY_MS = 500;
+const SETTLE_MAX_ATTEMPTS = 20;
 
 async function allPages(api, first, name) {
   const out = [];
@@ -267,7 +267,7 @@ export async function pollView({ app, container, id }) {
     }
     // No vote of ours and no vote link: the polls service may not have seen our retraction yet
     // (it learns of votes from events); look again shortly before saying voting is unavailable.
-    const settling = !myVote && !voteLink && settleAttempts < SETTLE_MAX_ATTEMPTS;
+    const settling = ((!myVote && !voteLink) || !choices.length) && settleAttempts < SETTLE_MAX_ATTEMPTS;
     if (settling) scheduleSettle();
     const status = myVote
       ? h("p", { class: "my-vote", id: "my-vote" }, "You voted for ", h("strong", {}, choiceText(myVote.choice)), ".")
@@ -298,7 +298,7 @@ export async function pollView({ app, container, id }) {
         /* shown on the next attempt or action */
       }
       if (live(gen)) render({});
-    }, SETTLE_DELAY_MS);
+    }, SETTLE_DELAY_MS * Math.min(settleAttempts + 1, 4));
   }
 
   function closeSection() {
@@ -321,6 +321,8 @@ export async function pollView({ app, container, id }) {
   function resultsSection() {
     const { poll, results } = state;
     if (poll.status === "draft" || !results) return null;
+    // A just-opened poll's choices reach the other services by event: look again shortly.
+    if (!state.choices.length && settleAttempts < SETTLE_MAX_ATTEMPTS) scheduleSettle();
     const closed = poll.status === "closed";
     resultsList = h("ol", { class: "results", id: "results" });
     totalText = h("p", { class: "total", id: "results-total" });
@@ -362,8 +364,11 @@ export async function pollView({ app, container, id }) {
     lastTotal = total;
   }
 
-  function render({ focusKey, announce, ...errors } = {}) {
+  function render({ focusKey: requestedFocus, announce, ...errors } = {}) {
     const { poll } = state;
+    // A re-render (live update) keeps keyboard focus on the same control when it still exists.
+    const active = document.activeElement;
+    const keptFocus = !requestedFocus && active && container.contains(active) ? active.dataset.key : null;
     clear(container);
     for (const key of Object.keys(slots)) delete slots[key];
     const owner = ownerSection();
@@ -399,6 +404,11 @@ export async function pollView({ app, container, id }) {
       // still gets its message, at the top of the page.
       if (message) (slots[name] ? slots[name].slot : pageSlot).show(message);
     }
+    if (keptFocus) {
+      const again = container.querySelector(`[data-key="${CSS.escape(keptFocus)}"]`);
+      if (again) again.focus();
+    }
+    const focusKey = requestedFocus;
     if (focusKey) {
       const target = container.querySelector(`[data-key="${CSS.escape(focusKey)}"]`);
       if (target && !target.disabled) target.focus();
