@@ -171,7 +171,9 @@ class KeyRing:
         fresh = now - self._remote_fetched_at < servicekit_settings.JWKS_CACHE_SECONDS
         if fresh and kid in self._remote:
             return self._remote[kid]
-        if now - self._last_fetch_attempt >= servicekit_settings.JWKS_REFETCH_SECONDS or not fresh:
+        # An unknown kid or an expired cache refetches, but never more than once per JWKS_REFETCH_SECONDS:
+        # a flood of made-up kids, or an issuer that is down, costs one request per interval.
+        if now - self._last_fetch_attempt >= servicekit_settings.JWKS_REFETCH_SECONDS:
             self._refresh_remote(url, now)
         return self._remote.get(kid)
 

@@ -184,3 +184,20 @@ def test_weak_or_non_signature_keys_in_a_jwks_are_ignored() -> None:
     document["keys"].append({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"})
     document["keys"].append({**document["keys"][0], "kid": "hs", "alg": "HS256"})
     assert list(jwks.parse_jwk_set(document)) == ["good"]
+
+
+def test_an_expired_jwks_cache_is_refetched_at_most_once_per_interval(settings, client, user, jwks_server) -> None:
+    remote_key = jwks.generate_private_key()
+    jwks_server.document = jwks.jwk_set({jwks.thumbprint(remote_key.public_key()): remote_key.public_key()})
+    _servicekit(
+        settings,
+        JWT_PRIVATE_KEY="",
+        JWT_PUBLIC_KEYS="",
+        JWKS_URL=jwks_server.url,
+        JWKS_CACHE_SECONDS=0,
+        JWKS_REFETCH_SECONDS=3600,
+    )
+    token = make_access_token(user.pk, user.username, private_key=remote_key)
+    for _ in range(3):
+        assert client.get("/api/v1/auth/me/", **bearer(token)).status_code == 200
+    assert jwks_server.hits == 1  # the stale set is used until the next refetch is due
