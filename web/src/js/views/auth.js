@@ -68,7 +68,7 @@ export function registerView({ app, container }) {
     type: "password",
     autocomplete: "new-password",
     required: true,
-    hint: "At least 8 characters; not too common.",
+    hint: "At least 10 characters; not a common password, not all digits, not like your username.",
   });
   const slot = errorSlot();
   const submit = h("button", { type: "submit", class: "button" }, "Create account");
