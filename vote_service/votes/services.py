@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -174,8 +174,20 @@ def choice_replica_apply(*, event_type: str, data: dict[str, Any], occurred_at: 
 # --- Votes ---------------------------------------------------------------------------------------
 
 
+# The hot path's one read, in SQL: building the same query through the ORM costs ~0.7 ms of CPU per
+# vote, the driver call ~0.1 ms (measured); the ORM form below stays for other databases (SQLite).
+_STATE_SQL = (
+    f"SELECT p.status, p.closes_at, (SELECT c.poll_id FROM {ChoiceReplica._meta.db_table} c"
+    f" WHERE c.id = %s AND NOT c.deleted) FROM {PollReplica._meta.db_table} p WHERE p.id = %s"
+)
+
+
 def _poll_and_choice_state(poll_id: uuid.UUID, choice_id: uuid.UUID) -> tuple[str, datetime | None, Any] | None:
     """(poll status, closes_at, the choice's poll id or None) in one query; None when the poll is unknown."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_STATE_SQL, [choice_id, poll_id])
+            return cursor.fetchone()
     choice_poll = ChoiceReplica.objects.filter(pk=choice_id, deleted=False).values("poll_id")[:1]
     return (
         PollReplica.objects.filter(pk=poll_id)
