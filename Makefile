@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: help up up-detached down logs status test lint format migrations-check bench chaos venv secrets gateway-config clean
+.PHONY: help up up-detached down logs status test lint format migrations-check bench chaos venv secrets gateway-config deploy-check clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,10 +55,12 @@ venv: ## create .venv and install the pinned requirements when missing or change
 secrets: venv ## generate missing dev secrets into .run/secrets (never overwrites)
 	@$(VPY) scripts/devsecrets.py
 
-gateway-config: ## render the gateway template for compose and k8s and nginx -t the local one
-	@$(PYTHON) scripts/gateway.py compose --out nginx/rendered/compose.conf
-	@$(PYTHON) scripts/gateway.py k8s --out nginx/rendered/k8s.conf
+gateway-config: ## re-render k8s/base/gateway-nginx.conf from nginx/gateway.conf.template; nginx -t locally
+	@$(PYTHON) scripts/gateway.py k8s --out k8s/base/gateway-nginx.conf
 	@$(PYTHON) scripts/gateway.py local --run-dir .run/gateway-check --check >/dev/null && echo "nginx -t ok"
+
+deploy-check: venv ## hadolint the Dockerfile, validate docker-compose.yml and every k8s overlay
+	@$(VENV)/bin/pytest -c tests/pytest.ini -q tests/ops/test_deploy.py tests/ops/test_gateway_config.py
 
 clean: ## stop the platform, remove .run/ (databases, secrets, logs) and caches; keeps .venv
 	@-$(PYTHON) scripts/stack.py down

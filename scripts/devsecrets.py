@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate the development-only secrets ``make up`` and the test stack need, when missing.
 
-    python scripts/devsecrets.py [RUN_DIR]          # default: $RUN_DIR or <repo>/.run
+    python scripts/devsecrets.py [RUN_DIR]            # default: $RUN_DIR or <repo>/.run
+    python scripts/devsecrets.py --dotenv >> .env     # the same secrets as .env lines (docker compose)
 
 Writes into ``RUN_DIR/secrets/`` (directory mode 700, files mode 600):
 
@@ -94,9 +95,31 @@ def ensure_dev_secrets(run_dir: Path) -> list[str]:
     return created
 
 
+def dotenv_lines(run_dir: Path) -> list[str]:
+    """``.env`` lines carrying the dev secrets as values (for ``docker compose``, which runs in production mode).
+
+    PEM keys become one line with literal ``\\n`` (servicekit turns them back into newlines).
+    """
+    folder = Path(run_dir) / "secrets"
+
+    def one_line(name: str) -> str:
+        return (folder / name).read_text().strip().replace("\n", "\\n")
+
+    return [
+        f"DJANGO_SECRET_KEY={one_line('django_secret_key')}",
+        f"SERVICE_TOKEN={one_line('service_token')}",
+        f"JWT_PRIVATE_KEY='{one_line('jwt_private.pem')}'",
+        f"JWT_PUBLIC_KEYS='{one_line('jwt_public.pem')}'",
+    ]
+
+
 def main(argv: list[str]) -> int:
-    run_dir = Path(argv[1]) if len(argv) > 1 else Path(os.environ.get("RUN_DIR") or REPO / ".run")
+    args = [a for a in argv[1:] if not a.startswith("--")]
+    run_dir = Path(args[0]) if args else Path(os.environ.get("RUN_DIR") or REPO / ".run")
     created = ensure_dev_secrets(run_dir)
+    if "--dotenv" in argv:
+        print("\n".join(dotenv_lines(run_dir)))
+        return 0
     where = run_dir / "secrets"
     print(f"dev secrets: created {', '.join(created)} in {where}" if created else f"dev secrets: present in {where}")
     return 0

@@ -91,7 +91,7 @@ def container_values(*, target: str) -> dict:
         "ERROR_LOG": "stderr",
         "ACCESS_LOG": "/dev/stdout",
         "MIME_TYPES": "/etc/nginx/mime.types",
-        "TEMP_DIR": "/tmp/nginx",
+        "TEMP_DIR": "/tmp",
         "LISTEN": "8080",
         "POLLS_UPSTREAM": "polls:8000",
         "CHOICE_UPSTREAM": "choices:8000",

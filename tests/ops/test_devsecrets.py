@@ -55,3 +55,12 @@ def test_cli_reports_what_it_did(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "created django_secret_key, jwt_private.pem, jwt_public.pem, service_token" in capsys.readouterr().out
     assert main(["devsecrets.py", str(tmp_path)]) == 0
     assert "present in" in capsys.readouterr().out
+
+
+def test_dotenv_lines_round_trip_the_pem_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["devsecrets.py", str(tmp_path), "--dotenv"]) == 0
+    lines = dict(line.split("=", 1) for line in capsys.readouterr().out.strip().splitlines())
+    assert set(lines) == {"DJANGO_SECRET_KEY", "SERVICE_TOKEN", "JWT_PRIVATE_KEY", "JWT_PUBLIC_KEYS"}
+    private = lines["JWT_PRIVATE_KEY"].strip("'").replace("\\n", "\n")
+    assert private == (tmp_path / "secrets" / "jwt_private.pem").read_text().strip()
+    assert "\n" not in lines["JWT_PUBLIC_KEYS"]

@@ -39,13 +39,13 @@ def nginx_test(conf: Path, hostnames: list[str]) -> subprocess.CompletedProcess:
     hosts.write_text("127.0.0.1 localhost " + " ".join(hostnames) + "\n")
     nginx = gateway.nginx_binary()
     if os.geteuid() == 0 and shutil.which("unshare"):
-        script = f"mount --bind {hosts} /etc/hosts && mkdir -p /tmp/nginx && {nginx} -t -q -e stderr -c {conf}"
+        script = f"mount --bind {hosts} /etc/hosts && {nginx} -t -q -e stderr -c {conf}"
         return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, check=False)
     # Without root: the same text with the hostnames replaced by loopback.
     text = conf.read_text()
     for name in sorted(hostnames, key=len, reverse=True):
         text = re.sub(rf"\bserver {re.escape(name)}:", "server 127.0.0.1:", text)
-    text = text.replace("/tmp/nginx.pid", str(conf.parent / "pid")).replace("/tmp/nginx", str(conf.parent / "temp"))
+    text = text.replace("/tmp/nginx.pid", str(conf.parent / "nginx.pid")).replace(" /tmp/", f" {conf.parent}/")
     local = conf.with_suffix(".local.conf")
     local.write_text(text)
     return subprocess.run([nginx, "-t", "-q", "-e", "stderr", "-c", str(local)], capture_output=True, text=True)

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Container entrypoint of a service image (see Dockerfile). SERVICE_PACKAGE names the Django project.
+#   web (default)   gunicorn on GUNICORN_BIND with multiprocess metrics in a fresh PROMETHEUS_MULTIPROC_DIR
+#   worker          Celery worker (queues: CELERY_WORKER_QUEUES of the service, or WORKER_QUEUES)
+#   beat            Celery beat (one per service)
+#   migrate         migrate the service's own database, then ensure_operator when the service has it
+#   manage ARGS     any manage.py command
+set -eu
+: "${SERVICE_PACKAGE:?SERVICE_PACKAGE is not set}"
+role="${1:-web}"
+[ "$#" -gt 0 ] && shift
+
+case "$role" in
+web)
+    rm -rf "${PROMETHEUS_MULTIPROC_DIR:?}" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    exec gunicorn "${SERVICE_PACKAGE}.wsgi:application" -c python:servicekit.gunicorn_conf "$@"
+    ;;
+worker)
+    queues="${WORKER_QUEUES:-$(python -c 'import django; django.setup(); from django.conf import settings as s; print(",".join(getattr(s, "CELERY_WORKER_QUEUES", None) or [s.CELERY_TASK_DEFAULT_QUEUE]))')}"
+    exec celery -A "$SERVICE_PACKAGE" worker -Q "$queues" --concurrency "${WORKER_CONCURRENCY:-2}" -n "${SERVICE_PACKAGE}@%h" --without-gossip --without-mingle --loglevel "${LOG_LEVEL:-INFO}" "$@"
+    ;;
+beat)
+    exec celery -A "$SERVICE_PACKAGE" beat -s /tmp/celerybeat-schedule --loglevel "${LOG_LEVEL:-INFO}" "$@"
+    ;;
+migrate)
+    python manage.py migrate --noinput
+    if python manage.py help ensure_operator >/dev/null 2>&1; then python manage.py ensure_operator; fi
+    ;;
+manage)
+    exec python manage.py "$@"
+    ;;
+*)
+    echo "entrypoint: unknown role '$role' (web, worker, beat, migrate, manage)" >&2
+    exit 64
+    ;;
+esac
