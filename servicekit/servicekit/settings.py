@@ -152,6 +152,8 @@ def celery_topology(*, service: str) -> dict[str, Any]:
         "CELERY_WORKER_PREFETCH_MULTIPLIER": 1,
         "CELERY_TASK_DEFAULT_DELIVERY_MODE": "persistent",
         "CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS": True,
+        # Reconnect within ~2 s after a broker restart (Celery's default backoff grows to 30 s).
+        "CELERY_WORKER_CONSUMER": "servicekit.events.worker:Consumer",
         "CELERY_BEAT_SCHEDULE": {
             # Publishes whatever a missed relay request (broker down, crash) left in the outbox.
             "servicekit-relay-sweep": {

@@ -46,7 +46,7 @@ LOCK_KEY = zlib.crc32(b"servicekit.events.relay")
 
 
 @contextlib.contextmanager
-def relay_lock(wait: float = 1.0) -> Iterator[bool]:
+def relay_lock(wait: float = 0.0) -> Iterator[bool]:
     """Hold the per-database relay lock; yields False if another relay kept it for ``wait`` seconds."""
     deadline = time.monotonic() + wait
     if connection.vendor == "postgresql":
@@ -129,34 +129,53 @@ def _publish_batch(producer: Any, app: Any, batch: int) -> int:
     return len(rows)
 
 
-def relay_pending(*, linger: float = 0.0, batch: int | None = None, time_limit: float = 25.0) -> int:
+def _pending_exists() -> bool:
+    from servicekit.events.models import OutboxEvent
+
+    return OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+
+
+def _wait_for_pending(linger: float) -> bool:
+    """Whether a pending row shows up within ``linger`` seconds (checked on the partial index, no broker)."""
+    deadline = time.monotonic() + linger
+    while True:
+        if _pending_exists():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def relay_pending(
+    *, linger: float = 0.0, batch: int | None = None, time_limit: float = 20.0, lock_wait: float = 0.0
+) -> int:
     """Publish pending outbox rows until none is left (then keep looking for ``linger`` seconds).
 
-    Returns how many were published; 0 when another relay holds the lock. Raises the broker error
-    that stopped it (rows already confirmed stay marked sent).
+    Returns how many were published; 0 at once when another relay holds the lock (it is publishing,
+    and lingers, so nothing is missed; the sweep covers the rest). Nothing pending → no broker
+    connection at all. Raises the broker error that stopped it (confirmed rows stay marked sent).
     """
     batch = batch or servicekit_settings.EVENTS_RELAY_BATCH
+    if not _wait_for_pending(linger):
+        return 0
     app = bus.celery_app()
     published = 0
-    with relay_lock() as acquired:
+    with relay_lock(wait=lock_wait) as acquired:
         if not acquired:
             return 0
         with bus.connect(app) as conn:
             producer = conn.Producer()
             bus.declare_topology(producer.channel)
-            started = idle_since = time.monotonic()
+            started = time.monotonic()
             while True:
                 count = _publish_batch(producer, app, batch)
                 published += count
-                now = time.monotonic()
-                if now - started >= time_limit:
-                    break
+                if time.monotonic() - started >= time_limit:
+                    break  # let other tasks of this worker run; the next request or sweep continues
                 if count:
-                    idle_since = now
                     continue
-                if now - idle_since >= linger:
+                if not _wait_for_pending(linger):
                     break
-                time.sleep(0.02)
     if published:
         logger.info("relay published events", extra={"count": published})
     return published
