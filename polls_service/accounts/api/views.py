@@ -64,6 +64,16 @@ class CredentialView(VersionedAPIView):
         # No authenticator runs here, but a rejected refresh token is still a 401 Bearer challenge.
         return 'Bearer realm="api"'
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # Idempotency-Key (v2+) would store this answer -- fresh tokens -- in the cache and replay it to
+        # anyone repeating the request, e.g. with a refresh token that rotation has just revoked. Every
+        # credential request is therefore executed, never replayed.
+        claim = getattr(self, "_idempotency_claim", None)
+        if claim is not None:
+            claim.release()
+            self._idempotency_claim = None
+
 
 class RegisterView(CredentialView):
     throttle_classes = [CredentialThrottle]

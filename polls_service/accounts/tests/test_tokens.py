@@ -208,3 +208,18 @@ def test_expired_refresh_records_are_flushed(user, login) -> None:
     assert flush_expired_tokens() == 2  # the record and its blacklist entry
     assert not OutstandingToken.objects.filter(pk=expired.pk).exists()
     assert OutstandingToken.objects.filter(jti=jti).exists()
+
+
+def test_credential_answers_are_never_replayed_by_idempotency_key(user, api) -> None:
+    body = {"username": user.username, "password": PASSWORD}
+    first = api.post("/api/v2/auth/token/", body, format="json", HTTP_IDEMPOTENCY_KEY="same-key")
+    second = api.post("/api/v2/auth/token/", body, format="json", HTTP_IDEMPOTENCY_KEY="same-key")
+    assert first.status_code == second.status_code == 200
+    assert first.json()["refresh"] != second.json()["refresh"]
+    assert "Idempotent-Replayed" not in second
+
+    refresh = {"refresh": first.json()["refresh"]}
+    rotated = api.post("/api/v2/auth/token/refresh/", refresh, format="json", HTTP_IDEMPOTENCY_KEY="rotate-1")
+    assert rotated.status_code == 200
+    replay = api.post("/api/v2/auth/token/refresh/", refresh, format="json", HTTP_IDEMPOTENCY_KEY="rotate-1")
+    assert_unauthorized(replay)  # a used refresh token stays used, whatever the header says
