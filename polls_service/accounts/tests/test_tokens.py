@@ -211,15 +211,18 @@ def test_expired_refresh_records_are_flushed(user, login) -> None:
 
 
 def test_credential_answers_are_never_replayed_by_idempotency_key(user, api) -> None:
+    import uuid
+
+    same_key, rotate_key = uuid.uuid4().hex, uuid.uuid4().hex
     body = {"username": user.username, "password": PASSWORD}
-    first = api.post("/api/v2/auth/token/", body, format="json", HTTP_IDEMPOTENCY_KEY="same-key")
-    second = api.post("/api/v2/auth/token/", body, format="json", HTTP_IDEMPOTENCY_KEY="same-key")
+    first = api.post("/api/v2/auth/token/", body, format="json", HTTP_IDEMPOTENCY_KEY=same_key)
+    second = api.post("/api/v2/auth/token/", body, format="json", HTTP_IDEMPOTENCY_KEY=same_key)
     assert first.status_code == second.status_code == 200
     assert first.json()["refresh"] != second.json()["refresh"]
     assert "Idempotent-Replayed" not in second
 
     refresh = {"refresh": first.json()["refresh"]}
-    rotated = api.post("/api/v2/auth/token/refresh/", refresh, format="json", HTTP_IDEMPOTENCY_KEY="rotate-1")
+    rotated = api.post("/api/v2/auth/token/refresh/", refresh, format="json", HTTP_IDEMPOTENCY_KEY=rotate_key)
     assert rotated.status_code == 200
-    replay = api.post("/api/v2/auth/token/refresh/", refresh, format="json", HTTP_IDEMPOTENCY_KEY="rotate-1")
+    replay = api.post("/api/v2/auth/token/refresh/", refresh, format="json", HTTP_IDEMPOTENCY_KEY=rotate_key)
     assert_unauthorized(replay)  # a used refresh token stays used, whatever the header says
