@@ -10,7 +10,7 @@ from choices.models import TEXT_MAX_LENGTH, Choice, PollReplica
 from choices.selectors import can_manage_poll
 from servicekit.api.fields import TextField
 from servicekit.api.hal import action, link, links_field
-from servicekit.api.strict_fields import StrictUUIDField
+from servicekit.api.strict_fields import StrictIntegerField, StrictUUIDField
 
 MAX_POSITION = 10_000
 
@@ -48,7 +48,7 @@ class ChoiceCreateSerializer(serializers.Serializer):
 
     poll = StrictUUIDField(help_text="The poll (a draft you own) to add the choice to.")
     text = TextField(min_length=1, max_length=TEXT_MAX_LENGTH)
-    position = serializers.IntegerField(
+    position = StrictIntegerField(
         required=False, min_value=0, max_value=MAX_POSITION, help_text="Display order; default: after the last."
     )
 
@@ -57,4 +57,4 @@ class ChoiceUpdateSerializer(serializers.Serializer):
     """PATCH body: new text and/or position (reorder). ``poll`` and ``votes`` cannot be changed (ignored)."""
 
     text = TextField(min_length=1, max_length=TEXT_MAX_LENGTH, required=False)
-    position = serializers.IntegerField(required=False, min_value=0, max_value=MAX_POSITION)
+    position = StrictIntegerField(required=False, min_value=0, max_value=MAX_POSITION)
