@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 
 from playwright.sync_api import Page, expect
 
@@ -161,11 +162,18 @@ def test_closed_poll_refuses_votes_and_shows_final_results(open_page, base_url):
     expect(owner_page.locator(".meta .badge")).to_have_text("Closed")
     expect(owner_page.get_by_role("heading", name="Final results")).to_be_visible()
 
-    # Services learn of the close through events: wait until the vote service refuses a vote too.
+    # Services learn of the close through events: wait until the vote service knows it too. The probe
+    # names a choice of no poll, so it can never be counted: refused as "choice not in poll" while the
+    # vote service still thinks the poll is open, as "poll not open" once the close has reached it.
     probe = ApiUser(base_url, unique("probe")).register()
     poll_id = owner_page.url.rsplit("/", 1)[-1]
-    choice_id = _choice_id(probe, poll_id, "Autumn")
-    wait_until(lambda: probe.post("votes", {"poll": poll_id, "choice": choice_id}).status_code in (400, 409, 422))
+
+    def vote_service_knows_it_is_closed() -> bool:
+        refused = probe.post("votes", {"poll": poll_id, "choice": str(uuid.uuid4())})
+        assert refused.status_code in (400, 404, 409, 422), refused.text
+        return "not-open" in refused.json().get("type", "")
+
+    wait_until(vote_service_knows_it_is_closed)
 
     # The voter's page was opened before the close: the API refuses and the message is shown.
     voter_page.get_by_role("button", name="Vote for “Autumn”").click()
@@ -225,14 +233,19 @@ def test_session_survives_reload_and_an_expired_session_returns_to_login(open_pa
     shot(page, "10-session-expired")
 
 
-def test_logout_forgets_the_session(open_page):
+def test_logout_revokes_and_forgets_the_session(open_page, base_url):
     page = open_page()
     ui_register(page, unique("bye"))
-    page.get_by_role("button", name="Log out").click()
+    refresh = page.evaluate("sessionStorage.getItem('polls.refresh')")
+    with page.expect_response(lambda r: r.url.endswith("/auth/logout/")) as logout:
+        page.get_by_role("button", name="Log out").click()
+    assert logout.value.ok
     expect(page.get_by_role("link", name="Log in")).to_be_visible()
     page.reload()
     expect(page.get_by_role("link", name="Log in")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('polls.refresh')") is None
+    api = ApiUser(base_url, "nobody")
+    assert api.post("refresh", {"refresh": refresh}).status_code == 401  # revoked on the server too
 
 
 def test_network_failure_shows_a_retry(open_page):
@@ -311,3 +324,17 @@ def test_keyboard_only_login_and_vote(open_page, base_url):
     assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"  # visible focus
     page.keyboard.press("Enter")
     expect(page.locator("#my-vote")).to_have_text("You voted for Tab.")
+
+
+def test_live_results_pause_with_a_retry_when_the_network_fails(open_page):
+    page = open_page(allowed_errors=("net::ERR_FAILED", "Failed to load resource"))
+    ui_register(page, unique("offline"))
+    ui_create_poll(page, f"Offline? {unique('q')}", ["Yes", "No"], open_now=True)
+    expect(page.locator("#results-total")).to_have_text("0 votes in total")
+    page.route("**/api/v3/results/**", lambda route: route.abort())
+    notice = page.locator("#section-results .error-slot")
+    expect(notice).to_contain_text("Live updates are paused")
+    shot(page, "14-live-updates-paused")
+    page.unroute("**/api/v3/results/**")
+    notice.get_by_role("button", name="Retry").click()
+    expect(notice).to_be_hidden()

@@ -12,7 +12,8 @@ export function errorSlot() {
       clear(el);
       const text = typeof errorOrText === "string" ? errorOrText : messageFor(errorOrText);
       el.append(h("p", { class: "error-text" }, text));
-      if (retry && errorOrText instanceof NetworkError) {
+      // Retrying helps with the network, never with an answer the API gave (ApiError).
+      if (retry && (errorOrText instanceof NetworkError || typeof errorOrText === "string")) {
         el.append(h("button", { type: "button", class: "button secondary retry", onclick: retry }, "Retry"));
       }
       el.hidden = false;

@@ -35,6 +35,7 @@ export async function pollView({ app, container, id }) {
   let generation = 0; // bumped on every render so stale refresh loops stop
   let stopped = false;
   let settleTimer = null;
+  let liveFailures = 0;
   let settleAttempts = 0;
   let liveText = null;
   let resultsList = null;
@@ -438,24 +439,36 @@ export async function pollView({ app, container, id }) {
 
   const live = (gen) => !stopped && gen === generation;
 
-  async function refreshResults(gen) {
-    if (!live(gen)) return;
-    if (document.visibilityState !== "hidden") {
-      try {
-        const resultsHref = href(state.poll, "results");
-        const response = await app.api.request("GET", resultsHref, { revalidate: true });
-        if (live(gen) && !response.notModified) {
-          state.results = response.body;
-          const known = new Set(state.choices.map((c) => String(c.id)));
-          if ((state.results.choices || []).some((c) => !known.has(String(c.choice)))) {
-            state.choices = sortChoices(await allPages(app.api, href(state.poll, "choices"), "choices"));
-          }
-          if (resultsList && resultsList.isConnected) fillResults(true);
+  /** One live fetch of the results; after repeated network failures a notice with Retry appears. */
+  async function fetchResults(gen) {
+    try {
+      const response = await app.api.request("GET", href(state.poll, "results"), { revalidate: true });
+      liveFailures = 0;
+      if (slots.results) slots.results.slot.hide();
+      if (live(gen) && !response.notModified) {
+        state.results = response.body;
+        const known = new Set(state.choices.map((c) => String(c.id)));
+        if ((state.results.choices || []).some((c) => !known.has(String(c.choice)))) {
+          state.choices = sortChoices(await allPages(app.api, href(state.poll, "choices"), "choices"));
         }
-      } catch {
-        /* transient: try again on the next tick */
+        if (resultsList && resultsList.isConnected) fillResults(true);
+      }
+    } catch (error) {
+      liveFailures += 1;
+      if (liveFailures >= 2 && slots.results && (error instanceof NetworkError || (error.status || 0) >= 500)) {
+        slots.results.slot.show(
+          error instanceof NetworkError
+            ? "Live updates are paused: the server cannot be reached. They resume by themselves, or retry now."
+            : "Live updates are paused: the results service is not answering. They resume by themselves, or retry now.",
+          { retry: () => fetchResults(generation) },
+        );
       }
     }
+  }
+
+  async function refreshResults(gen) {
+    if (!live(gen)) return;
+    if (document.visibilityState !== "hidden") await fetchResults(gen);
     if (live(gen)) timers.push(setTimeout(() => refreshResults(gen), RESULTS_INTERVAL_MS));
   }
 
