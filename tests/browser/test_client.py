@@ -36,6 +36,8 @@ def test_two_users_vote_and_the_owner_sees_results_live(open_page):
     expect(owner_page.locator(".meta .badge")).to_have_text("Open")
     expect(owner_page.get_by_role("heading", name="Manage this draft")).to_have_count(0)
     expect(owner_page.locator("#results-total")).to_have_text("0 votes in total")
+    results_statuses = []
+    owner_page.on("response", lambda r: results_statuses.append(r.status) if "/api/v3/results/" in r.url else None)
 
     ui_register(voter_page, voter)
     open_poll_from_list(voter_page, question)
@@ -60,6 +62,8 @@ def test_two_users_vote_and_the_owner_sees_results_live(open_page):
     voter_page.get_by_role("button", name="Retract my vote").click()
     expect(voter_page.get_by_role("button", name="Vote for “Green”")).to_be_visible()
     expect(owner_page.locator("#results-total")).to_have_text("0 votes in total")
+    # Live updates revalidate with If-None-Match: unchanged results cost a 304, changes a 200.
+    assert 304 in results_statuses and 200 in results_statuses, results_statuses
 
 
 def test_wrong_password_shows_a_message_next_to_the_form(open_page, base_url):
