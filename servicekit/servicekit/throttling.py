@@ -11,7 +11,7 @@ A credential endpoint names its scope; the budgets come from ``SERVICEKIT["THROT
         throttle_scope = "login"          # counts "login.ip" and "login.username"
 
 Every attempt counts, successful or not. A budget is a window that starts at the first attempt and
-lasts the rate's period; counters live in Redis (``INCR`` + ``EXPIRE NX`` in one transaction) when
+lasts the rate's period; counters live in Redis (``SET NX EX`` + ``INCR`` in one transaction) when
 the cache is django-redis, so the budget holds across gunicorn workers and hosts; otherwise the
 Django cache's ``add``/``incr``. Excess requests get 429 problem+json with ``Retry-After``.
 
@@ -127,18 +127,21 @@ def _redis() -> Any:
 def hit(key: str, limit: int, period: int) -> tuple[bool, int]:
     """Count one attempt against ``key``; ``(allowed, seconds until the window resets)``.
 
-    Atomic across processes: Redis ``INCR`` and ``EXPIRE NX`` in one MULTI/EXEC, so the window
+    Atomic across processes: Redis ``SET NX EX`` and ``INCR`` in one MULTI/EXEC, so the window
     starts at the first attempt and the count never loses an increment.
     """
     full_key = cache.make_key(f"throttle:{key}")
     client = _redis()
     if client is not None:
         pipe = client.pipeline(transaction=True)
+        pipe.set(full_key, 0, ex=period, nx=True)  # the window starts with the first attempt
         pipe.incr(full_key)
-        pipe.expire(full_key, period, nx=True)
         pipe.ttl(full_key)
-        count, _, ttl = pipe.execute()
-        return count <= limit, max(int(ttl), 1) if ttl and ttl > 0 else period
+        _, count, ttl = pipe.execute()
+        if ttl is None or ttl < 0:  # the key expired between SET and INCR: give the new window its end
+            client.expire(full_key, period)
+            ttl = period
+        return count <= limit, max(int(ttl), 1)
     cache.add(f"throttle:{key}", 0, timeout=period)
     try:
         count = cache.incr(f"throttle:{key}")

@@ -162,3 +162,25 @@ def test_parse_rate_rejects_nonsense() -> None:
         parse_rate("ten/min")
     with pytest.raises(ValueError):
         parse_rate("10/fortnight")
+
+
+def test_hit_counts_atomically_in_redis_with_a_window_from_the_first_attempt() -> None:
+    import uuid
+
+    from django.core.cache import cache
+    from django_redis import get_redis_connection
+
+    from servicekit.throttling import hit
+
+    key = f"unit:{uuid.uuid4().hex}"
+    results = [hit(key, 3, 60) for _ in range(4)]
+    assert [allowed for allowed, _ in results] == [True, True, True, False]
+    assert all(1 <= wait <= 60 for _, wait in results)
+    redis = get_redis_connection("default")
+    full_key = cache.make_key(f"throttle:{key}")
+    assert int(redis.get(full_key)) == 4 and 0 < redis.ttl(full_key) <= 60
+
+    # A counter that somehow lost its expiry is given one again instead of blocking forever.
+    redis.persist(full_key)
+    allowed, wait = hit(key, 3, 60)
+    assert not allowed and redis.ttl(full_key) > 0 and wait >= 1
