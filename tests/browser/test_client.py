@@ -211,11 +211,20 @@ def test_draft_choices_reorder_remove_and_duplicate_error(open_page):
     page.get_by_label("New choice").fill("two")  # same text, other case: the API refuses it
     page.get_by_role("button", name="Add choice").click()
     expect(page.get_by_label("New choice")).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#section-manage .field-error")).to_be_visible()
+    expect(page.locator("#section-manage .inline-form .field-error")).to_be_visible()
     shot(page, "09-draft-duplicate-choice")
     page.get_by_label("New choice").fill("Four")
     page.get_by_role("button", name="Add choice").click()
     expect(manage).to_have_text(["Three", "Two", "Four"])
+    # Edit the draft's question (the poll's "edit" link); a blank question is refused next to the field.
+    page.get_by_text("Edit question and description").click()
+    edit = page.locator(".edit-poll")
+    edit.get_by_label("Question").fill("   ")
+    edit.get_by_role("button", name="Save changes").click()
+    expect(edit.get_by_label("Question")).to_have_attribute("aria-invalid", "true")
+    edit.get_by_label("Question").fill(f"{question} (edited)")
+    edit.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"{question} (edited)")
 
 
 def test_session_survives_reload_and_an_expired_session_returns_to_login(open_page):

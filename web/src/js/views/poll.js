@@ -5,7 +5,7 @@ import { ApiError, NetworkError } from "../api.js";
 import { append, h, clear, formatDate } from "../dom.js";
 import { href, idFromHref, items, link, method, withQuery } from "../hal.js";
 import { resultRows, reorderPlan, sortChoices } from "../results.js";
-import { busy, errorSlot, failurePanel, field, messageFor } from "../ui.js";
+import { busy, errorSlot, failurePanel, field, messageFor, showFormError } from "../ui.js";
 import { noticeBox } from "./auth.js";
 import { statusBadge } from "./list.js";
 
@@ -108,7 +108,7 @@ export async function pollView({ app, container, id }) {
     // Choice links come from the choice service, whose copy of the poll's state can trail the polls
     // service by an event; the poll's own status decides whether choice controls make sense.
     const editable = poll.status === "draft" && choices.some((c) => link(c, "edit") || link(c, "delete"));
-    if (!addLink && !openLink && !deleteLink && !editable) return null;
+    if (!addLink && !openLink && !deleteLink && !editable && !link(poll, "edit")) return null;
 
     const rows = choices.map((choice, index) => {
       const edit = editable && link(choice, "edit");
@@ -186,6 +186,53 @@ export async function pollView({ app, container, id }) {
       text.input.dataset.key = "add-choice-input";
     }
 
+    let editForm = null;
+    const editLink = link(poll, "edit");
+    if (editLink && poll.status === "draft") {
+      const question = field({ name: "question", label: "Question", required: true, maxlength: 500, value: poll.question });
+      const description = field({
+        name: "description",
+        label: "Description",
+        multiline: true,
+        maxlength: 5000,
+        value: poll.description || "",
+      });
+      const editSlot = errorSlot();
+      const save = h("button", { type: "submit", class: "button secondary", "data-key": "save-poll" }, "Save changes");
+      editForm = h(
+        "details",
+        { class: "edit-poll" },
+        h("summary", {}, "Edit question and description"),
+        h(
+          "form",
+          {
+            novalidate: true,
+            onsubmit: async (event) => {
+              event.preventDefault();
+              editSlot.hide();
+              try {
+                await busy(save, () =>
+                  app.api.send(method(editLink, "PATCH"), editLink.href, {
+                    question: question.input.value.trim(),
+                    description: description.input.value.trim(),
+                  }),
+                );
+              } catch (error) {
+                showFormError(error, [question, description], editSlot, { retry: () => save.click() });
+                return;
+              }
+              await load();
+              render({ focusKey: "save-poll", announce: "Changes saved." });
+            },
+          },
+          question.el,
+          description.el,
+          editSlot.el,
+          save,
+        ),
+      );
+    }
+
     const lifecycle = [];
     if (openLink) {
       lifecycle.push(
@@ -210,6 +257,7 @@ export async function pollView({ app, container, id }) {
       h("p", { class: "hint" }, "Choices can be changed while the poll is a draft. A poll needs at least two choices to open."),
       rows.length ? h("ol", { class: "manage-list" }, rows) : h("p", {}, "No choices yet."),
       addForm,
+      editForm,
       lifecycle.length ? h("div", { class: "actions" }, lifecycle) : null,
     );
   }
