@@ -28,7 +28,7 @@ import ipaddress
 import logging
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -115,7 +115,8 @@ def client_ip(request: Any) -> str:
 
 def _redis() -> Any:
     """The raw Redis client behind the default cache, or None when the cache is not django-redis."""
-    if "redis" not in type(cache).__module__.lower() and "redis" not in type(cache).__name__.lower():
+    backend = caches["default"]  # the backend itself: ``cache`` is a proxy whatever the backend
+    if "redis" not in type(backend).__module__.lower():
         return None
     try:
         from django_redis import get_redis_connection
