@@ -21,8 +21,10 @@ POLLS_INTERNAL_URL = env.str("POLLS_INTERNAL_URL", default="http://127.0.0.1:800
 VOTE_INTERNAL_URL = env.str("VOTE_INTERNAL_URL", default="http://127.0.0.1:8003")
 
 # --- Periodic tasks: repair any tally that drifted from vote_service's ledger (events engineer) -------
+# Only while choices.events is empty: a repair racing queued vote events would count them twice.
 CELERY_BEAT_SCHEDULE["choices-reconcile-tallies"] = {  # noqa: F821 - set by common_settings
-    "task": "choices.reconcile_tallies",
+    "task": "servicekit.events.run_when_idle",
     "schedule": env.float("CHOICES_RECONCILE_SECONDS", default=300.0),
-    "options": {"expires": 120.0},
+    "kwargs": {"task": "choices.reconcile_tallies"},
+    "options": {"queue": CELERY_TASK_DEFAULT_QUEUE, "expires": 120.0},  # noqa: F821
 }

@@ -90,10 +90,14 @@ class PrivateRabbit:
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
-        while not port_open(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"private RabbitMQ did not start; see {self.base / 'server.log'}")
-            time.sleep(0.2)
+        try:
+            while not port_open(self.port):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"private RabbitMQ did not start; see {self.base / 'server.log'}")
+                time.sleep(0.2)
+        except BaseException:  # never leave a half-started node behind
+            self.kill()
+            raise
 
     def stop(self, timeout: float = 60.0) -> None:
         """Graceful shutdown (SIGTERM: RabbitMQ closes connections and flushes queues)."""

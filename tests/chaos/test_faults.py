@@ -148,14 +148,12 @@ def test_no_vote_lost_or_double_counted_under_faults(chaos_stack, rabbit, platfo
             while not stop.wait(3.0):
                 if not relay_done and load.progress >= 0.4:
                     # The relay of vote events (vote_service's worker, whole process group) mid-stream.
-                    stack.kill("votes.worker")
-                    stack.start_process("votes.worker", wait=False)  # as a supervisor would
+                    stack.kill("votes.worker")  # the supervisor thread starts it again
                     faults["relay kills"] += 1
                     relay_done = True
                 elif not whole_worker_done and load.progress >= 0.6:
                     # A whole consuming worker (its broker connection drops with unacked messages).
                     stack.kill("choices.worker")
-                    stack.start_process("choices.worker", wait=False)
                     faults["whole-worker SIGKILLs"] += 1
                     whole_worker_done = True
                 else:
@@ -168,9 +166,21 @@ def test_no_vote_lost_or_double_counted_under_faults(chaos_stack, rabbit, platfo
         except BaseException as exc:
             errors.append(exc)
 
+    def supervisor() -> None:
+        # What systemd/Kubernetes/honcho do in production: a worker that exited is started again.
+        try:
+            while not stop.wait(1.0):
+                for name in CONSUMING_WORKERS:
+                    if not stack.processes[name].alive():
+                        stack.start_process(name, wait=False)
+                        faults["worker (re)starts by the supervisor"] += 1
+        except BaseException as exc:
+            errors.append(exc)
+
     injectors = [
         threading.Thread(target=broker_faults, daemon=True),
         threading.Thread(target=process_faults, daemon=True),
+        threading.Thread(target=supervisor, daemon=True),
     ]
     started = time.monotonic()
     for injector in injectors:

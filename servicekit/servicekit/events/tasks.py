@@ -39,3 +39,33 @@ def prune() -> dict[str, int]:
     cutoff = timezone.now() - timedelta(days=servicekit_settings.EVENTS_INBOX_RETENTION_DAYS)
     inbox, _ = InboxEvent.objects.filter(received_at__lt=cutoff).delete()
     return {"outbox": prune_outbox(), "inbox": inbox}
+
+
+def events_backlog(service: str | None = None) -> int:
+    """Messages waiting in this service's event queue (0 when it has none or the broker cannot say)."""
+    from servicekit.events import bus
+
+    service = service or servicekit_settings.SERVICE_NAME
+    with bus.connect() as conn:
+        declared = conn.default_channel.queue_declare(queue=bus.events_queue_name(service), passive=True)
+    return int(declared.message_count if hasattr(declared, "message_count") else declared[1])
+
+
+@shared_task(name="servicekit.events.run_when_idle", ignore_result=True)
+def run_when_idle(task: str, kwargs: dict[str, Any] | None = None) -> bool:
+    """Run task ``task`` here only while this service's event queue is empty (beat entry for repairs).
+
+    A projection repair (e.g. tally reconciliation) that runs while events are still queued would
+    "repair" what those events are about to change and count them twice; it waits for a quiet moment.
+    Returns whether the task ran.
+    """
+    import logging
+
+    from celery import current_app
+
+    backlog = events_backlog()
+    if backlog:
+        logging.getLogger(__name__).info("skipped while events are queued", extra={"task": task, "backlog": backlog})
+        return False
+    current_app.tasks[task](**(kwargs or {}))
+    return True

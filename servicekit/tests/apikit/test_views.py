@@ -39,6 +39,15 @@ def test_pagination_per_version(client) -> None:
     assert body["_links"]["next"]["href"].startswith("/api/v3/groups/?")
 
 
+@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
+@pytest.mark.parametrize("page_size", ["0", "-1", "abc", "1.5", "null", "٣"])
+def test_invalid_page_size_is_400(client, version, page_size) -> None:
+    response = client.get(f"/api/{version}/groups/", {"page_size": page_size})
+    assert response.status_code == 400 and response.json()["errors"] == {
+        "page_size": ["A positive integer is required."]
+    }
+
+
 def test_filters_only_from_v2_and_v1_keeps_the_view_ordering(client) -> None:
     Group.objects.create(name="a")
     Group.objects.create(name="b")
