@@ -28,7 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 
-expect.set_options(timeout=15_000)
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")

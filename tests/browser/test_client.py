@@ -8,7 +8,7 @@ import uuid
 
 from playwright.sync_api import Page, expect
 
-from .helpers import PAGE_SIZE, ApiUser, results_row, shot, ui_create_poll, ui_login, ui_register, unique
+from .helpers import PAGE_SIZE, PASSWORD, ApiUser, results_row, shot, ui_create_poll, ui_login, ui_register, unique
 
 
 def open_poll_from_list(page: Page, question: str) -> None:
@@ -351,3 +351,33 @@ def test_live_results_pause_with_a_retry_when_the_network_fails(open_page):
     page.unroute("**/api/v3/results/**")
     notice.get_by_role("button", name="Retry").click()
     expect(notice).to_be_hidden()
+
+
+def test_a_401_mid_session_returns_to_login_and_back(open_page, base_url):
+    page = open_page()
+    username = unique("midway")
+    ui_register(page, username)
+    question = f"Still there? {unique('q')}"
+    ui_create_poll(page, question, ["Yes", "No"], open_now=True)
+    expect(page.get_by_role("button", name="Vote for “Yes”")).to_be_visible()
+    # The session is revoked elsewhere (logout from another device) and the access token is refused:
+    refresh = page.evaluate("sessionStorage.getItem('polls.refresh')")
+    other_device = ApiUser(base_url, username).login()
+    assert other_device.post("logout", {"refresh": refresh}).status_code in (200, 204)
+    page.route(
+        "**/api/v3/votes/",
+        lambda route: route.fulfill(
+            status=401,
+            content_type="application/problem+json",
+            body='{"title": "Authentication required.", "status": 401, "detail": "Token expired."}',
+        ),
+    )
+    page.get_by_role("button", name="Vote for “Yes”").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    expect(page.locator(".notice.warning")).to_have_text("Your session has expired. Please log in again.")
+    assert "next=" in page.url
+    page.unroute("**/api/v3/votes/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", level=1, name=question)).to_be_visible()  # back where the user was
