@@ -337,6 +337,7 @@ def test_keyboard_only_login_and_vote(open_page, base_url):
     assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"  # visible focus
     page.keyboard.press("Enter")
     expect(page.locator("#my-vote")).to_have_text("You voted for Tab.")
+    expect(page.locator("#vote-heading")).to_be_focused()  # keyboard users stay where they acted
 
 
 def test_live_results_pause_with_a_retry_when_the_network_fails(open_page):

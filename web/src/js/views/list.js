@@ -69,7 +69,7 @@ export async function listView({ app, container, params }) {
     ),
   );
 
-  const list = h("ul", { class: "poll-list", "aria-live": "polite" });
+  const list = h("ul", { class: "poll-list" });
   const summary = h("p", { class: "summary", role: "status" });
   const moreSlot = errorSlot();
   const more = h("button", { type: "button", class: "button secondary", hidden: true }, "Load more polls");

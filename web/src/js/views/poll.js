@@ -87,7 +87,12 @@ export async function pollView({ app, container, id }) {
       return;
     }
     settleAttempts = 0;
-    render({ [section]: failure ? failure.problem.message : null, focusKey: button.dataset.key, announce: failure ? null : "Done." });
+    render({
+      [section]: failure ? failure.problem.message : null,
+      focusKey: button.dataset.key,
+      focusSection: section,
+      announce: failure ? null : "Done.",
+    });
   }
 
   function actionButton(key, text, { className = "button", ariaLabel, onClick }) {
@@ -413,7 +418,7 @@ export async function pollView({ app, container, id }) {
     lastTotal = total;
   }
 
-  function render({ focusKey: requestedFocus, announce, ...errors } = {}) {
+  function render({ focusKey: requestedFocus, focusSection, announce, ...errors } = {}) {
     const { poll } = state;
     // A re-render (live update) keeps keyboard focus on the same control when it still exists.
     const active = document.activeElement;
@@ -462,9 +467,11 @@ export async function pollView({ app, container, id }) {
       const target = container.querySelector(`[data-key="${CSS.escape(focusKey)}"]`);
       if (target && !target.disabled) target.focus();
       else {
+        // The control is gone (e.g. "Vote" after voting): land on the section it belonged to.
         const errored = Object.keys(errors).find((k) => errors[k]);
-        const heading = errored
-          ? container.querySelector(`#${errored}-heading`) || pageSlot.el
+        const area = errored || focusSection;
+        const heading = area
+          ? container.querySelector(`#${area}-heading`) || (errored ? pageSlot.el : container.querySelector("h1"))
           : container.querySelector("h1");
         if (heading) {
           heading.setAttribute("tabindex", "-1");
