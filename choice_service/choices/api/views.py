@@ -23,6 +23,7 @@ from choices.api.serializers import (
 )
 from choices.models import Choice
 from servicekit.api import VersionedGenericViewSet
+from servicekit.api.strict_fields import StrictUUIDFilter
 from servicekit.errors import Problem
 from servicekit.permissions import IsAuthenticatedOrReadOnly
 
@@ -30,7 +31,7 @@ UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?
 
 
 class ChoiceFilter(django_filters.FilterSet):
-    poll = django_filters.UUIDFilter(field_name="poll_id", help_text="Only the choices of this poll.")
+    poll = StrictUUIDFilter(field_name="poll_id", help_text="Only the choices of this poll.")
 
     class Meta:
         model = Choice
@@ -49,7 +50,14 @@ class ChoiceViewSet(VersionedGenericViewSet):
     embedded_name = "choices"
     ordering = ("position", "created_at", "id")
     lookup_value_regex = UUID_PATTERN
-    error_statuses = {"create": (409, 422, 503), "partial_update": (409,), "destroy": (409,)}
+    # 404 anywhere: an unknown ``?format=``; 400 on v1 lists: a malformed ``page_size``/``poll``.
+    error_statuses = {
+        "*": (404,),
+        "list": (400,),
+        "create": (409, 422, 503),
+        "partial_update": (409,),
+        "destroy": (409,),
+    }
 
     def get_queryset(self) -> Any:
         return selectors.choice_list_visible(actor=self.actor)

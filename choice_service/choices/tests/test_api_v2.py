@@ -80,3 +80,12 @@ def test_permissions_are_the_same_as_v1(other, owner, draft_poll, open_poll):
     assert owner.post(URL, {"poll": str(open_poll.id), "text": "x"}, format="json").status_code == 409
     choice = ChoiceFactory(poll_id=open_poll.id)
     assert other.patch(f"{URL}{choice.id}/", {"text": "y"}, format="json").status_code == 403
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
+def test_empty_or_malformed_poll_filter_is_400_not_everything(anon, open_poll, version):
+    ChoiceFactory(poll_id=open_poll.id)
+    for value in ("", " ", "nope"):
+        response = anon.get(f"/api/{version}/choices/", {"poll": value})
+        assert response.status_code == 400, (version, value, response.content)
+        assert "poll" in response.json()["errors"]

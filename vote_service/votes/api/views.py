@@ -15,6 +15,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from servicekit.api import VersionedAPIView, VersionedGenericViewSet
+from servicekit.api.strict_fields import StrictUUIDFilter
 from servicekit.permissions import IsAuthenticated
 from votes import results, selectors, services
 from votes.api.serializers import (
@@ -31,7 +32,7 @@ UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?
 
 
 class VoteFilter(django_filters.FilterSet):
-    poll = django_filters.UUIDFilter(field_name="poll_id", help_text="Only your vote in this poll.")
+    poll = StrictUUIDFilter(field_name="poll_id", help_text="Only your vote in this poll.")
 
     class Meta:
         model = Vote
@@ -51,7 +52,14 @@ class VoteViewSet(VersionedGenericViewSet):
     embedded_name = "votes"
     ordering = ("-created_at", "id")
     lookup_value_regex = UUID_PATTERN
-    error_statuses = {"create": (409, 422, 503), "partial_update": (422, 503), "destroy": (422,)}
+    # 404 anywhere: an unknown ``?format=``; 400 on v1 lists: a malformed ``page_size``/``poll``.
+    error_statuses = {
+        "*": (404,),
+        "list": (400,),
+        "create": (409, 422, 503),
+        "partial_update": (422, 503),
+        "destroy": (422,),
+    }
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):  # schema generation: no caller

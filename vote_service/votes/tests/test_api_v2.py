@@ -136,3 +136,8 @@ def test_idempotency_keys_of_different_users_do_not_meet(voter, other, open_poll
     assert cast(voter, open_poll, choice, HTTP_IDEMPOTENCY_KEY="same").status_code == 201
     assert cast(other, open_poll, choice, HTTP_IDEMPOTENCY_KEY="same").status_code == 201
     assert Vote.objects.count() == 2
+
+
+def test_empty_poll_filter_is_400(voter, my_vote):
+    response = voter.get(VOTES, {"poll": ""})
+    assert response.status_code == 400 and "poll" in response.json()["errors"]
