@@ -189,12 +189,32 @@ def test_closed_poll_refuses_votes_and_shows_final_results(open_page, base_url):
     expect(voter_page.get_by_role("button", name=re.compile("^Vote for"))).to_have_count(0)
     shot(voter_page, "08-closed-poll")
 
-    # Closed polls are listed under "Closed" with their final results one click away.
+    # Closed polls are listed under "Closed" with their final results.
     voter_page.goto("/#/polls?status=closed")
     voter_page.get_by_label("Search polls").fill(question)
     voter_page.get_by_role("button", name="Search", exact=True).click()
+    card = voter_page.locator(".poll-card").filter(has_text=question)
+    expect(card.locator(".final-total")).to_have_text("Final results: 0 votes")
+    expect(card.locator(".final-results li")).to_have_count(2)
+    shot(voter_page, "15-closed-list")
     voter_page.get_by_role("link", name=question).click()
     expect(voter_page.locator("#results-total")).to_have_text("0 votes in total")
+
+
+def test_a_past_closing_time_is_refused_next_to_its_field(open_page):
+    page = open_page()
+    ui_register(page, unique("timer"))
+    page.get_by_role("link", name="New poll").first.click()
+    page.get_by_label("Question").fill(f"Too late? {unique('q')}")
+    page.get_by_label("Closes at (optional)").fill("2001-01-01T12:00")
+    page.get_by_label("Choice 1", exact=True).fill("Yes")
+    page.get_by_label("Choice 2", exact=True).fill("No")
+    page.get_by_role("button", name="Create poll").click()
+    closes_at = page.get_by_label("Closes at (optional)")
+    expect(closes_at).to_have_attribute("aria-invalid", "true")
+    error_id = closes_at.get_attribute("aria-describedby").split()[-1]
+    expect(page.locator(f"#{error_id}")).not_to_be_empty()
+    expect(page.get_by_role("heading", name="New poll")).to_be_visible()  # nothing was created
 
 
 def test_draft_choices_reorder_remove_and_duplicate_error(open_page):

@@ -15,6 +15,12 @@ export function createView({ app, container }) {
   }
   const question = field({ name: "question", label: "Question", required: true, maxlength: 500 });
   const description = field({ name: "description", label: "Description (optional)", multiline: true, maxlength: 5000 });
+  const closesAt = field({
+    name: "closes_at",
+    label: "Closes at (optional)",
+    type: "datetime-local",
+    hint: "Voting ends by itself at this time (your local time).",
+  });
   const choiceList = h("ol", { class: "choice-inputs" });
   const choiceFields = [];
   const openNow = h("input", { type: "checkbox", id: "open-now", name: "open_now" });
@@ -59,6 +65,7 @@ export function createView({ app, container }) {
     const texts = choiceFields.map((c) => c.input.value.trim());
     for (const c of choiceFields) c.setError(null);
     question.setError(null);
+    closesAt.setError(null);
     if (!question.input.value.trim()) {
       question.setError("Enter the question.");
       question.input.focus();
@@ -74,16 +81,24 @@ export function createView({ app, container }) {
     if (!created) {
       try {
         const createLink = app.link("create_poll") || app.link("polls");
-        created = await app.api.send(method(createLink, "POST"), createLink.href, {
-          question: question.input.value.trim(),
-          description: description.input.value.trim(),
-        });
+        const body = { question: question.input.value.trim(), description: description.input.value.trim() };
+        if (closesAt.input.value) {
+          const when = new Date(closesAt.input.value);
+          if (Number.isNaN(when.getTime())) {
+            closesAt.setError("Enter a valid date and time.");
+            closesAt.input.focus();
+            return;
+          }
+          body.closes_at = when.toISOString();
+        }
+        created = await app.api.send(method(createLink, "POST"), createLink.href, body);
       } catch (error) {
-        showFormError(error, [question, description], slot, { retry: () => form.requestSubmit() });
+        showFormError(error, [question, description, closesAt], slot, { retry: () => form.requestSubmit() });
         return;
       }
       question.input.readOnly = true;
       description.input.readOnly = true;
+      closesAt.input.readOnly = true;
     }
     const addLink = link(created, "add_choice");
     if (!addLink) {
@@ -142,6 +157,7 @@ export function createView({ app, container }) {
     },
     question.el,
     description.el,
+    closesAt.el,
     h(
       "fieldset",
       { class: "choices-fieldset" },

@@ -2,6 +2,7 @@
 
 import { append, h, formatDate } from "../dom.js";
 import { href, idFromHref, items, withQuery } from "../hal.js";
+import { resultRows, sortChoices } from "../results.js";
 import { busy, errorSlot } from "../ui.js";
 import { noticeBox } from "./auth.js";
 
@@ -17,16 +18,45 @@ export function statusBadge(status) {
   return h("span", { class: `badge status-${status}` }, status === "draft" ? "Draft" : status === "open" ? "Open" : "Closed");
 }
 
-function pollCard(poll) {
+function pollCard(app, poll) {
   const id = poll.id ?? idFromHref(href(poll, "self"));
   const headingId = `poll-${id}`;
-  return h(
+  const card = h(
     "li",
     { class: "poll-card", "aria-labelledby": headingId },
     h("h3", { id: headingId }, h("a", { href: `#/polls/${encodeURIComponent(id)}` }, poll.question)),
     h("p", { class: "meta" }, statusBadge(poll.status), " ", poll.created_at ? `Created ${formatDate(poll.created_at)}` : ""),
     poll.description ? h("p", { class: "description" }, poll.description.length > 200 ? `${poll.description.slice(0, 200)}…` : poll.description) : null,
   );
+  if (poll.status === "closed") finalResults(app, poll, card);
+  return card;
+}
+
+/** A closed poll's final results inside its card (best effort: the card stays useful without them). */
+async function finalResults(app, poll, card) {
+  const resultsHref = href(poll, "results");
+  const choicesHref = href(poll, "choices");
+  if (!resultsHref || !choicesHref) return;
+  try {
+    const [results, choices] = await Promise.all([app.api.get(resultsHref), app.api.get(withQuery(choicesHref, { page_size: 20 }))]);
+    const { total, rows } = resultRows(sortChoices(items(choices, "choices")), results);
+    const list = h("ul", { class: "final-results", "aria-label": `Final results: ${total} ${total === 1 ? "vote" : "votes"}` });
+    for (const row of rows) {
+      const fill = h("span", { class: "bar-fill" });
+      fill.style.width = `${(row.share * 100).toFixed(2)}%`;
+      list.append(
+        h(
+          "li",
+          {},
+          h("span", { class: "result-label" }, h("span", { class: "choice-text" }, row.text), h("span", { class: "count" }, `${row.votes} · ${row.percent}%`)),
+          h("span", { class: "bar-track", "aria-hidden": "true" }, fill),
+        ),
+      );
+    }
+    card.append(h("p", { class: "final-total" }, `Final results: ${total} ${total === 1 ? "vote" : "votes"}`), list);
+  } catch {
+    card.append(h("p", { class: "hint" }, "Final results are not available right now; open the poll to see them."));
+  }
 }
 
 export async function listView({ app, container, params }) {
@@ -78,7 +108,7 @@ export async function listView({ app, container, params }) {
 
   function addPage(page) {
     const pagePolls = items(page, "polls");
-    for (const poll of pagePolls) list.append(pollCard(poll));
+    for (const poll of pagePolls) list.append(pollCard(app, poll));
     shown += pagePolls.length;
     nextHref = href(page, "next");
     more.hidden = !nextHref;
