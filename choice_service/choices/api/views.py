@@ -23,7 +23,6 @@ from choices.api.serializers import (
 )
 from choices.models import Choice
 from servicekit.api import VersionedGenericViewSet
-from servicekit.api.strict_fields import StrictUUIDFilter
 from servicekit.errors import Problem
 from servicekit.permissions import IsAuthenticatedOrReadOnly
 
@@ -31,7 +30,7 @@ UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?
 
 
 class ChoiceFilter(django_filters.FilterSet):
-    poll = StrictUUIDFilter(field_name="poll_id", help_text="Only the choices of this poll.")
+    poll = django_filters.UUIDFilter(field_name="poll_id", help_text="Only the choices of this poll.")
 
     class Meta:
         model = Choice

@@ -12,20 +12,12 @@ sending a number where the schema says ``string``/``uuid`` would get a confusing
 
     class ChoiceUpdateSerializer(serializers.Serializer):
         position = StrictIntegerField(min_value=0)
-
-Query filters too: django-filter's ``UUIDFilter`` ignores ``?poll=`` (present but empty), so a malformed
-filter silently lists everything; ``StrictUUIDFilter`` answers 400 for it::
-
-    class ChoiceFilter(django_filters.FilterSet):
-        poll = StrictUUIDFilter(field_name="poll_id")
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import django_filters
-from django import forms
 from rest_framework import serializers
 
 
@@ -47,16 +39,3 @@ class StrictIntegerField(serializers.IntegerField):
         if isinstance(data, float) and not data.is_integer():
             self.fail("invalid")
         return super().to_internal_value(data)
-
-
-class _PresentUUIDField(forms.UUIDField):
-    def clean(self, value: Any) -> Any:
-        if value is not None and str(value).strip() == "":
-            raise forms.ValidationError("Enter a valid UUID.", code="invalid")
-        return super().clean(value)
-
-
-class StrictUUIDFilter(django_filters.UUIDFilter):
-    """A ``UUIDFilter`` for which a parameter that is present must be a UUID (empty is a 400, not "no filter")."""
-
-    field_class = _PresentUUIDField

@@ -15,7 +15,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from servicekit.api import VersionedAPIView, VersionedGenericViewSet
-from servicekit.api.strict_fields import StrictUUIDFilter
 from servicekit.permissions import IsAuthenticated
 from votes import results, selectors, services
 from votes.api.serializers import (
@@ -32,7 +31,7 @@ UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?
 
 
 class VoteFilter(django_filters.FilterSet):
-    poll = StrictUUIDFilter(field_name="poll_id", help_text="Only your vote in this poll.")
+    poll = django_filters.UUIDFilter(field_name="poll_id", help_text="Only your vote in this poll.")
 
     class Meta:
         model = Vote

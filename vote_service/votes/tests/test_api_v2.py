@@ -138,6 +138,7 @@ def test_idempotency_keys_of_different_users_do_not_meet(voter, other, open_poll
     assert Vote.objects.count() == 2
 
 
-def test_empty_poll_filter_is_400(voter, my_vote):
-    response = voter.get(VOTES, {"poll": ""})
+def test_poll_filter_malformed_is_400_empty_is_no_filter(voter, my_vote):
+    response = voter.get(VOTES, {"poll": "nope"})
     assert response.status_code == 400 and "poll" in response.json()["errors"]
+    assert [item["id"] for item in voter.get(VOTES, {"poll": ""}).json()["results"]] == [my_vote["id"]]
