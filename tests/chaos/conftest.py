@@ -12,6 +12,7 @@ Nginx) on ports 18101-18103 / 18180 with databases ``*_chaos``. Both are stopped
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -53,6 +54,8 @@ class PrivateRabbit:
         self.port = port
         self.node = f"chaos{SUFFIX.replace('_', '-')}@localhost"
         self.proc: subprocess.Popen | None = None
+        # A fresh node per session: messages of an earlier run must not be replayed into this one.
+        shutil.rmtree(base / "mnesia", ignore_errors=True)
         (base / "mnesia").mkdir(parents=True, exist_ok=True)
         (base / "log").mkdir(parents=True, exist_ok=True)
         (base / "enabled_plugins").write_text("[].\n")
@@ -141,6 +144,9 @@ def chaos_environment(run_dir: Path, broker_url: str) -> dict[str, str | None]:
         # Faster give-up on the broken paths so the run stays short; semantics are unchanged.
         "EVENTS_RETRY_BACKOFF": "0.2",
         "EVENTS_RETRY_BACKOFF_MAX": "5",
+        # Reconciliation is tested on its own (test_reconciliation_repairs_drift): here the events
+        # alone must converge, so the periodic repair stays out of the way.
+        "CHOICES_RECONCILE_SECONDS": "3600",
         "EVENTS_RELAY_SWEEP_SECONDS": "1",
         "DJANGO_SECRET_KEY": None,
         "JWT_PRIVATE_KEY": None,
@@ -173,6 +179,8 @@ def chaos_stack(rabbit: PrivateRabbit) -> Iterator[Stack]:
     run_dir = REPO / ".run" / f"test-chaos{SUFFIX.replace('_', '-')}"
     env = chaos_environment(run_dir, rabbit.url)
     Stack(run_dir, env=env, ports=chaos_ports(), log=lambda m: None).stop()
+    for stale in run_dir.glob("celerybeat-*"):  # beat state of a previous run: start the schedule afresh
+        stale.unlink()
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     stack = Stack(
         run_dir,

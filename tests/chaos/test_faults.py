@@ -333,3 +333,25 @@ def test_a_poison_event_lands_in_the_dead_letter_queue(chaos_stack, rabbit):
     assert found is not None, "the poison event did not reach choices.events.dlq"
     listed = chaos_stack.manage("choices", "list_dead_letters").stdout
     assert poison["id"] in listed
+
+
+def test_reconciliation_repairs_drift(chaos_stack, platform):
+    """A tally that drifted from the ledger (here: corrupted by hand) is repaired, and the repair reported."""
+    import psycopg
+
+    from .faults import database_url
+
+    polls = platform.create_polls(1, choices=2, prefix="Drift")
+    platform.wait_warm(polls)
+    poll = polls[0]
+    load = Load(platform, polls, 6, first_user=4_000_000, duration=1.0, threads=3)
+    load.run()
+    seconds, figures = converge(chaos_stack, platform, polls, load.acknowledged, limit=60)
+    assert not any(figures.values())
+    with psycopg.connect(database_url(chaos_stack, "CHOICE_DATABASE_URL")) as conn:
+        conn.execute("UPDATE choices_choice SET votes = votes + 5 WHERE id = %s", [poll.choices[0]])
+    drifted = verdict(snapshot(chaos_stack, platform, polls), load.acknowledged, polls)
+    assert drifted["tally_off"] == 5
+    report = chaos_stack.manage("choices", "reconcile_tallies", "--poll", poll.id).stdout
+    assert f"choice {poll.choices[0]} tally" in report and "1 tally(ies) repaired" in report, report
+    assert not any(verdict(snapshot(chaos_stack, platform, polls), load.acknowledged, polls).values())

@@ -1,0 +1,13 @@
+-- GET /api/v1/results/{poll}/ over the benchmark's polls (BENCH_POLLS: one poll id per line).
+function init(args)
+   polls = {}
+   for line in io.lines(os.getenv("BENCH_POLLS")) do
+      table.insert(polls, line)
+   end
+   i = 0
+end
+
+function request()
+   i = i + 1
+   return wrk.format("GET", "/api/v1/results/" .. polls[(i % #polls) + 1] .. "/")
+end
