@@ -248,7 +248,7 @@ def test_draft_choices_reorder_remove_and_duplicate_error(open_page):
 
 
 def test_session_survives_reload_and_an_expired_session_returns_to_login(open_page):
-    page = open_page(allowed_errors=("401",))
+    page = open_page()
     username = unique("reload")
     ui_register(page, username)
     before = page.evaluate("sessionStorage.getItem('polls.refresh')")
