@@ -351,5 +351,9 @@ def logging_config(*, service: str, level: str) -> dict[str, Any]:
             # 4xx are answered as problem+json and counted in metrics; Django's per-request warning
             # would duplicate every one of them in the logs.
             "django.request": {"level": "ERROR"},
+            # Two INFO lines per Celery task ("received", "succeeded") cost more than a small event
+            # handler itself; failures are still logged at WARNING/ERROR.
+            "celery.app.trace": {"level": env.str("CELERY_TASK_LOG_LEVEL", default="WARNING")},
+            "celery.worker.strategy": {"level": env.str("CELERY_TASK_LOG_LEVEL", default="WARNING")},
         },
     }

@@ -188,7 +188,7 @@ def chaos_stack(rabbit: PrivateRabbit) -> Iterator[Stack]:
         ports=chaos_ports(),
         fresh_databases=True,
         gunicorn_workers=3,
-        worker_concurrency=2,
+        worker_concurrency=4,
         log=lambda message: print(f"chaos stack: {message}", file=sys.stderr),
     )
     stack.start()

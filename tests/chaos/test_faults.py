@@ -114,14 +114,14 @@ def test_no_vote_lost_or_double_counted_under_faults(chaos_stack, rabbit, platfo
     stack = chaos_stack
     polls = platform.create_polls(POLLS, choices=3, prefix="Chaos")
     platform.wait_warm(polls)
-    load = Load(platform, polls, VOTES, first_user=1_000_000, duration=max(40.0, VOTES / 150))
+    load = Load(platform, polls, VOTES, first_user=1_000_000, duration=max(50.0, VOTES / 60))
     faults: Counter = Counter()
     stop = threading.Event()
     errors: list[BaseException] = []
 
     def broker_faults() -> None:
         try:
-            plan = [(0.2, "graceful"), (0.55, "kill -9")]
+            plan = [(0.1, "graceful"), (0.4, "kill -9")]
             for threshold, kind in plan:
                 while load.progress < threshold and not stop.is_set():
                     time.sleep(0.1)
@@ -135,7 +135,7 @@ def test_no_vote_lost_or_double_counted_under_faults(chaos_stack, rabbit, platfo
                     faults["broker kill -9 restarts"] += 1
                 time.sleep(1)
                 rabbit.start()
-            while load.progress < 0.7 and not stop.is_set():
+            while load.progress < 0.6 and not stop.is_set():
                 time.sleep(0.1)
             faults["events published twice (mid-run)"] += republish_fraction(stack, rabbit.url, 0.1, seed=1)
         except BaseException as exc:  # surfaced in the test thread
@@ -146,12 +146,12 @@ def test_no_vote_lost_or_double_counted_under_faults(chaos_stack, rabbit, platfo
             rotation = 0
             whole_worker_done = relay_done = False
             while not stop.wait(3.0):
-                if not relay_done and load.progress >= 0.4:
+                if not relay_done and load.progress >= 0.3:
                     # The relay of vote events (vote_service's worker, whole process group) mid-stream.
                     stack.kill("votes.worker")  # the supervisor thread starts it again
                     faults["relay kills"] += 1
                     relay_done = True
-                elif not whole_worker_done and load.progress >= 0.6:
+                elif not whole_worker_done and load.progress >= 0.55:
                     # A whole consuming worker (its broker connection drops with unacked messages).
                     stack.kill("choices.worker")
                     faults["whole-worker SIGKILLs"] += 1

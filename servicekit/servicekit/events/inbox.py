@@ -72,11 +72,10 @@ def apply_handler(func: Handler, event: Event) -> bool:
     from servicekit.events.models import InboxEvent
 
     name = handler_name(func)
-    if InboxEvent.objects.filter(event_id=event.id, handler=name).exists():
-        return False
     try:
         with transaction.atomic():
-            # The inbox row first: a concurrent duplicate waits on the unique index, then fails here.
+            # The inbox row first: a duplicate (redelivered, or concurrent: it waits on the unique
+            # index) fails right here, before the handler runs, and the whole transaction rolls back.
             InboxEvent.objects.create(event_id=event.id, handler=name, event_type=event.type)
             func(event)
     except IntegrityError:
