@@ -28,8 +28,11 @@ RUN pip install --no-cache-dir -r "requirements/${SERVICE}.txt"
 COPY servicekit/ servicekit/
 RUN pip install --no-cache-dir --no-deps ./servicekit
 COPY ${SERVICE}_service/ ${SERVICE}_service/
+# The event registry (types, consumers, schemas) every service validates against.
+COPY contracts/events/ contracts/events/
 COPY scripts/entrypoint.sh /usr/local/bin/entrypoint
 ENV SERVICE_PACKAGE=${SERVICE}_service \
+    EVENT_CONTRACTS_DIR=/app/contracts/events \
     RUN_DIR=/app/run \
     DJANGO_ENV=production \
     GUNICORN_BIND=0.0.0.0:8000 \
