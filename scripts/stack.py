@@ -488,8 +488,12 @@ class Stack:
         if result.returncode != 0:
             raise StackError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "infra.sh failed")
 
-    def ensure_rabbitmq_vhost(self) -> None:
-        """Create the broker URL's vhost on a local RabbitMQ when it is missing (needs rabbitmqctl)."""
+    def ensure_rabbitmq_vhost(self, *, fresh: bool = False) -> None:
+        """Create the broker URL's vhost on a local RabbitMQ when missing (needs rabbitmqctl).
+
+        ``fresh`` deletes it first, so no queue declared by an earlier run (with other arguments)
+        survives into this one: the test stack starts from an empty broker as from empty databases.
+        """
         broker = urlsplit(self.env.get("BROKER_URL", ""))
         if broker.scheme not in ("amqp", "pyamqp") or (broker.hostname or "") not in LOCAL_HOSTS:
             return
@@ -498,7 +502,9 @@ class Stack:
             return
         listed = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=False)
         if vhost in listed.stdout.split():
-            return
+            if not fresh:
+                return
+            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, check=False)
         subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], capture_output=True, check=False)
         user = unquote(broker.username or "guest")
         subprocess.run(
@@ -518,7 +524,7 @@ class Stack:
         if created:
             self.log(f"generated dev secrets in {self.run_dir / 'secrets'}: {', '.join(created)}")
         self.ensure_local_servers()
-        self.ensure_rabbitmq_vhost()
+        self.ensure_rabbitmq_vhost(fresh=self.fresh_databases)
         self.build_client()
         for service in SERVICES:
             url = self.env.get(service.database_env, "")
