@@ -91,7 +91,7 @@ run_units() {
 run_stack() {
     local t=$SECONDS rc
     stage "cross-service suite (tests/, against a real stack)"
-    "$PY" -m pytest -c tests/pytest.ini -q tests
+    "$PY" -m pytest -c tests/pytest.ini -q --durations=15 tests
     rc=$(pytest_rc $?)
     record cross-service "$rc" $((SECONDS - t))
 }
