@@ -40,6 +40,7 @@ migrations-check: venv ## fail when a model change lacks its migration (every se
 	@bash scripts/test.sh migrations
 
 bench: venv ## benchmark the vote path through the gateway (scripts/bench.sh)
+	@bash scripts/infra.sh wrk
 	@if [ -x scripts/bench.sh ]; then bash scripts/bench.sh; \
 	 elif [ -f scripts/bench.py ]; then $(VPY) scripts/bench.py; \
 	 else echo "bench: scripts/bench.sh is not written yet (issue 5)"; exit 1; fi

@@ -112,6 +112,10 @@ ensure_browser() {
     command -v node >/dev/null || apt_install nodejs
 }
 
+ensure_wrk() {  # make bench drives the load with wrk
+    command -v wrk >/dev/null || apt_install wrk
+}
+
 components=("$@")
 [[ ${#components[@]} -eq 0 ]] && components=(all)
 for c in "${components[@]}"; do
@@ -122,6 +126,7 @@ for c in "${components[@]}"; do
         rabbitmq | amqp) ensure_rabbitmq ;;
         nginx) ensure_nginx ;;
         browser | chromium) ensure_browser ;;
-        *) die "unknown component '$c' (postgres, redis, rabbitmq, nginx, browser, all)" ;;
+        wrk) ensure_wrk ;;
+        *) die "unknown component '$c' (postgres, redis, rabbitmq, nginx, browser, wrk, all)" ;;
     esac
 done
