@@ -11,6 +11,9 @@ from rest_framework import serializers
 class StrictSerializer(serializers.Serializer):
     """Unknown fields are an error, so ``is_staff``, ``roles`` or ``owner`` can never slip into a write."""
 
+    # servicekit.api.schema documents this as ``additionalProperties: false`` in request bodies.
+    reject_unknown_fields = True
+
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))

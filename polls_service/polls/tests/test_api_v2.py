@@ -172,3 +172,11 @@ def test_concurrent_requests_with_one_key_execute_once(owner) -> None:
         thread.join()
     assert Poll.objects.filter(question="Race?").count() == 1
     assert results.count(201) >= 1 and set(results) <= {201, 409}
+
+
+def test_empty_filter_values_mean_no_filter_and_format_is_not_an_override(anonymous) -> None:
+    PollFactory(opened=True)
+    PollFactory(closed=True)
+    assert len(ids(anonymous.get("/api/v2/polls/", {"status": "", "owner": ""}))) == 2
+    response = anonymous.get("/api/v3/polls/", {"format": "xml"})
+    assert response.status_code == 200 and response["Content-Type"] == "application/hal+json"

@@ -20,10 +20,15 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-# C0 and C1 control characters and DEL; lone surrogates cannot be encoded and are rejected too.
-_SINGLE_LINE_FORBIDDEN = "\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff"
+# C0 and C1 control characters and DEL. (Lone surrogates cannot come out of valid UTF-8 JSON text; DRF's
+# CharField refuses them anyway. Leaving them out of the pattern keeps it usable by every regex engine.)
+_SINGLE_LINE_FORBIDDEN = "\\x00-\\x1f\\x7f-\\x9f"
 # Multi-line text may contain tab, line feed and carriage return.
-_MULTILINE_FORBIDDEN = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\ud800-\\udfff"
+_MULTILINE_FORBIDDEN = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
+# Whitespace that trimming removes (``str.isspace``) beyond the control characters above: spelled out,
+# because ``\\s`` means ASCII whitespace to some engines and Unicode whitespace to others.
+_SPACES = "\\x20\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+_CONTROL_SPACES = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f\\x85"
 
 _ALLOWED_IN_MULTILINE = {"\t", "\n", "\r"}
 
@@ -38,13 +43,18 @@ def has_control_characters(value: str, *, multiline: bool = False) -> bool:
     return False
 
 
-def text_pattern(*, multiline: bool = False, allow_blank: bool = False) -> str:
-    """The regular expression (OpenAPI ``pattern``) that a valid value of a ``TextField`` matches."""
-    forbidden = _MULTILINE_FORBIDDEN if multiline else _SINGLE_LINE_FORBIDDEN
+def text_pattern(*, multiline: bool = False, allow_blank: bool = False, forbidden: str | None = None) -> str:
+    """The regular expression (OpenAPI ``pattern``) that a valid value of a ``TextField`` matches.
+
+    ``forbidden`` overrides the excluded characters (a character-class body), e.g. ``"\\x00"`` for a
+    plain ``CharField`` that only refuses NUL.
+    """
+    if forbidden is None:
+        forbidden = _MULTILINE_FORBIDDEN if multiline else _SINGLE_LINE_FORBIDDEN
     if allow_blank:
         return f"^[^{forbidden}]*$"
     # At least one character that survives trimming.
-    return f"^[^{forbidden}]*[^{forbidden}\\s][^{forbidden}]*$"
+    return f"^[^{forbidden}]*[^{forbidden}{_SPACES}{_CONTROL_SPACES}][^{forbidden}]*$"
 
 
 class TextField(serializers.CharField):

@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 from rest_framework import pagination
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from servicekit.api.hal import LINK_SCHEMA, as_path, link
@@ -21,7 +22,40 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
 
-class PageNumberPagination(pagination.PageNumberPagination):
+class StrictPageSizeMixin:
+    """``page_size`` must be a positive integer (400 otherwise); above the maximum it is capped."""
+
+    page_size: int
+    page_size_query_param = "page_size"
+    max_page_size = MAX_PAGE_SIZE
+
+    def get_page_size(self, request: Any) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None or raw == "":
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+            raise ValidationError({self.page_size_query_param: ["A positive integer is required."]})
+        return min(int(raw), self.max_page_size)
+
+    def _page_size_parameter(self) -> dict[str, Any]:
+        return {
+            "name": self.page_size_query_param,
+            "required": False,
+            "in": "query",
+            "description": f"Items per page (default {DEFAULT_PAGE_SIZE}; values above {MAX_PAGE_SIZE} "
+            f"are capped at {MAX_PAGE_SIZE}).",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)  # type: ignore[misc]
+        return [
+            self._page_size_parameter() if parameter.get("name") == self.page_size_query_param else parameter
+            for parameter in parameters
+        ]
+
+
+class PageNumberPagination(StrictPageSizeMixin, pagination.PageNumberPagination):
     """v1: ``{count, next, previous, results}``; ``page_size`` query parameter capped at 100."""
 
     page_size = DEFAULT_PAGE_SIZE
@@ -29,7 +63,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
     max_page_size = MAX_PAGE_SIZE
 
 
-class CursorPagination(pagination.CursorPagination):
+class CursorPagination(StrictPageSizeMixin, pagination.CursorPagination):
     """v2: opaque cursors, stable under concurrent inserts; ``page_size`` capped at 100."""
 
     page_size = DEFAULT_PAGE_SIZE

@@ -32,6 +32,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 
+from servicekit.api.fields import text_pattern
 from servicekit.api.versioning import VERSIONS, version_at_least
 from servicekit.errors import PROBLEM_CONTENT_TYPE
 
@@ -62,7 +63,8 @@ class ProblemSerializer(serializers.Serializer):
     title = serializers.CharField()
     status = serializers.IntegerField()
     detail = serializers.CharField()
-    instance = serializers.CharField(help_text="Path of the request that failed.")
+    # Optional (RFC 9457): the services always send it, the gateway's own answers (413, 502) do not.
+    instance = serializers.CharField(required=False, help_text="Path of the request that failed.")
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
@@ -102,6 +104,48 @@ class VersionedAutoSchema(AutoSchema):
         action_doc = get_doc(action_or_method) if action_or_method is not None else ""
         own_doc = self.view.__class__.__dict__.get("__doc__") or ""
         return action_doc or (get_doc(self.view.__class__) if own_doc else "")
+
+    def _map_serializer_field(self, field: Any, direction: str, bypass_extensions: bool = False) -> Any:
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        # A plain CharField refuses NUL and, when it trims, whitespace-only values: say so, so a schema-driven
+        # client never sends what the field refuses (TextField documents its own, stricter rule).
+        if (
+            direction == "request"
+            and type(field) is serializers.CharField
+            and isinstance(schema, dict)
+            and schema.get("type") == "string"
+            and "pattern" not in schema
+            and "format" not in schema
+            and not any(hasattr(validator, "regex") for validator in field.validators)
+        ):
+            if field.allow_blank:
+                schema["pattern"] = text_pattern(forbidden="\\x00", allow_blank=True)
+            else:
+                schema["minLength"] = max(schema.get("minLength", 1), 1)
+                schema["pattern"] = text_pattern(forbidden="\\x00", allow_blank=not field.trim_whitespace)
+        return schema
+
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> Any:
+        schema = super()._map_basic_serializer(serializer, direction)
+        # Serializers that refuse unknown fields (``reject_unknown_fields = True``) say so in requests.
+        if direction == "request" and getattr(serializer, "reject_unknown_fields", False) and isinstance(schema, dict):
+            schema["additionalProperties"] = False
+        return schema
+
+    def _get_format_parameters(self) -> list[Any]:
+        # Versioned views negotiate by Accept only (``HeaderContentNegotiation``): no ``?format=``.
+        return [] if self._is_versioned() else super()._get_format_parameters()
+
+    def _get_filter_parameters(self) -> list[Any]:
+        parameters = super()._get_filter_parameters()
+        # django-filter treats an empty value (``?status=``) as "no filter": document that it is accepted.
+        for parameter in parameters:
+            schema = parameter.get("schema")
+            if parameter.get("required") or not isinstance(schema, dict):
+                continue
+            if "enum" in schema or "format" in schema or schema.get("type") in ("integer", "number", "boolean"):
+                parameter["schema"] = {"oneOf": [schema, {"type": "string", "maxLength": 0}]}
+        return parameters
 
     def get_auth(self) -> list[dict[str, Any]]:
         auths = super().get_auth()
@@ -199,7 +243,8 @@ class VersionedAutoSchema(AutoSchema):
         if "{" in self.path.replace("{version}", ""):
             codes.add(404)
         if self.method == "GET" and self._is_list_view():
-            codes |= {404} if getattr(self.view, "pagination_class", None) else set()
+            if getattr(self.view, "pagination_class", None):
+                codes |= {400, 404}  # an invalid page_size; a page or cursor that does not exist
             if self.get_filter_backends():
                 codes.add(400)
         if self.method == "POST" and version_at_least(version, "v2"):

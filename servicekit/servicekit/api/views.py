@@ -23,9 +23,11 @@ What the mixin does for every request:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from rest_framework import exceptions, generics, viewsets
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
@@ -40,10 +42,17 @@ from servicekit.conf import servicekit_settings
 from servicekit.errors import Problem
 
 
+class HeaderContentNegotiation(DefaultContentNegotiation):
+    """Content negotiation by ``Accept`` only: ``?format=`` is an ordinary (ignored) query parameter."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
+
+
 class VersionedViewMixin:
     """Selects serializer, pagination, renderers and filters by API version; adds v1/v2+ HTTP semantics."""
 
     versioning_class = PathVersioning
+    content_negotiation_class = HeaderContentNegotiation
     schema = VersionedAutoSchema()
     #: ``{"v1": S1, "v3": S3}``; a version without an entry uses the latest earlier one.
     serializer_classes: Mapping[str, Any] = {}
@@ -115,6 +124,16 @@ class VersionedViewMixin:
             return False
         allowed = self.action_versions.get(action or "")
         return allowed is None or version in allowed
+
+    @property
+    def allowed_methods(self) -> list[str]:
+        """``Allow`` lists only the methods this version serves (``action_versions``)."""
+        methods = super().allowed_methods  # type: ignore[misc]
+        action_map = getattr(self, "action_map", None) or {}
+        version = self.api_version
+        if not action_map or version is None:
+            return methods
+        return [m for m in methods if m.lower() not in action_map or self.serves(version, action_map[m.lower()])]
 
     @property
     def actor(self) -> Any:

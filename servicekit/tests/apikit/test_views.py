@@ -62,6 +62,8 @@ def test_view_versions_and_action_versions(client) -> None:
     group = Group.objects.create(name="quiet")
     assert client.post(f"/api/v1/groups/{group.id}/shout/").status_code == 405
     assert client.post(f"/api/v2/groups/{group.id}/shout/").json() == {"name": "QUIET"}
+    assert "POST" not in client.options(f"/api/v1/groups/{group.id}/shout/")["Allow"]
+    assert "POST" in client.options(f"/api/v2/groups/{group.id}/shout/")["Allow"]
 
 
 def test_body_limit_is_413(client, settings) -> None:
