@@ -955,16 +955,18 @@ def cmd_up(stack: Stack, detach: bool) -> int:
     except KeyboardInterrupt:
         stack.stop()
         return 130
-    print(stack.banner(), flush=True)
     if detach:
+        print(stack.banner(), flush=True)
         return 0
 
     names = list(stack.processes)
-    # Show what each process logged during start-up, then follow.
+    # Show the end of what each process logged during start-up, the banner last so it stays visible,
+    # then follow every log.
     for name in names:
-        text = stack._log_since_start(stack.processes[name]).splitlines()[1:][-5:]
+        text = stack._log_since_start(stack.processes[name]).splitlines()[1:][-3:]
         for line in text:
             print(f"{name} | {line}")
+    print(stack.banner(), flush=True)
     follow_logs(stack, names, stop_event)
     reported: set[str] = set()
     while not stop_event.wait(0.5):
