@@ -150,6 +150,15 @@ def main() -> int:
             "results GET": wrk(f"{gateway}/api/v1/results/", script=str(lua / "results.lua"), env=env),
             "healthz (after)": wrk(f"{votes_url}/healthz"),
         }
+        # Low-load latency of the vote path (at c=64 the p99 is mostly queueing).
+        used = figures["votes POST"]["requests"] + CONNECTIONS * 4
+        figures["votes POST c=8"] = wrk(
+            f"{gateway}/api/v1/votes/",
+            script=str(lua / "vote.lua"),
+            env={**env, "BENCH_OFFSET": str(used)},
+            connections=8,
+            duration=5,
+        )
         healthz = (figures["healthz (before)"]["rps"] + figures["healthz (after)"]["rps"]) / 2
         ratios = {
             "votes/s ÷ healthz/s": round(figures["votes POST"]["rps"] / healthz, 2),

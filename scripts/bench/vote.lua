@@ -1,6 +1,7 @@
 -- POST /api/v1/votes/ with a distinct user (token) per request, spread over the benchmark's polls.
 -- Input: BENCH_VOTES file, one line per vote: "<token> <poll id> <choice id>".
 -- Threads take disjoint slices (thread k uses lines k, k+T, k+2T, ...), so no user votes twice.
+-- BENCH_OFFSET skips the lines an earlier run of the same benchmark used.
 
 local threads = {}
 local counter = 0
@@ -18,7 +19,8 @@ function init(args)
       table.insert(lines, line)
    end
    nthreads = tonumber(os.getenv("BENCH_THREADS") or "2")
-   index = id + 1
+   -- a later run starts after the lines an earlier run used (BENCH_OFFSET), so users stay distinct
+   index = tonumber(os.getenv("BENCH_OFFSET") or "0") + id + 1
 end
 
 function request()
