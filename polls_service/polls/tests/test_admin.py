@@ -1,0 +1,55 @@
+"""The operators' admin: polls are found and closed or deleted through the services (events included)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from polls.models import Poll
+from polls.tests.factories import PollFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/polls/polls/poll/"
+
+
+@pytest.fixture
+def staff_client() -> Client:
+    user = get_user_model().objects.create_user("opal-admin", password="x" * 12, is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_changelist_lists_polls(staff_client) -> None:
+    poll = PollFactory(question="Visible in the admin?")
+    response = staff_client.get(CHANGELIST)
+    assert response.status_code == 200 and "Visible in the admin?" in response.content.decode()
+    assert staff_client.get(f"{CHANGELIST}{poll.pk}/change/").status_code == 200  # read-only view
+
+
+def test_close_action_goes_through_the_service(staff_client, outbox) -> None:
+    open_poll = PollFactory(opened=True)
+    draft = PollFactory()
+    response = staff_client.post(
+        CHANGELIST, {"action": "close_polls", "_selected_action": [str(open_poll.pk), str(draft.pk)]}, follow=True
+    )
+    assert response.status_code == 200
+    assert Poll.objects.get(pk=open_poll.pk).status == "closed"
+    assert Poll.objects.get(pk=draft.pk).status == "draft"  # refused with a message, not changed
+    assert [e["aggregate_id"] for e in outbox("poll.closed")] == [str(open_poll.id)]
+
+
+def test_delete_action_emits_poll_deleted(staff_client, outbox) -> None:
+    poll = PollFactory(closed=True)
+    staff_client.post(CHANGELIST, {"action": "delete_polls", "_selected_action": [str(poll.pk)]})
+    assert not Poll.objects.filter(pk=poll.pk).exists()
+    assert [e["aggregate_id"] for e in outbox("poll.deleted")] == [str(poll.id)]
+
+
+def test_no_direct_edits_or_adds(staff_client) -> None:
+    poll = PollFactory()
+    assert staff_client.get(f"{CHANGELIST}add/").status_code == 403
+    staff_client.post(f"{CHANGELIST}{poll.pk}/change/", {"question": "Edited behind the API"})
+    assert Poll.objects.get(pk=poll.pk).question != "Edited behind the API"
