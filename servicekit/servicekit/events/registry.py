@@ -116,4 +116,7 @@ def load_registry(directory: str | None = None) -> Registry:
 
 def get_registry() -> Registry:
     """The registry this process uses."""
-    return load_registry(str(contracts_dir()))
+    return load_registry(os.environ.get("EVENT_CONTRACTS_DIR") or _DEFAULT_DIR_STR)
+
+
+_DEFAULT_DIR_STR = str(DEFAULT_DIR)
