@@ -530,7 +530,10 @@ class Stack:
             url = self.env.get(service.database_env, "")
             target = postgres_target(url)
             if target and (self.fresh_databases or target["host"] in LOCAL_HOSTS):
-                ensure_postgres_database(url, fresh=self.fresh_databases)
+                try:
+                    ensure_postgres_database(url, fresh=self.fresh_databases)
+                except StackError as exc:
+                    raise StackError(f"{service.name}: database unreachable ({mask_url(url)}): {exc}") from exc
 
         # Reachability of every configured backend, before anything is migrated.
         infos = self._parallel(lambda s: self.introspect(s, check=True))

@@ -420,7 +420,11 @@ def test_busy_port_is_reported_instead_of_failing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("POLLS_DATABASE_URL", "postgres://postgres@127.0.0.1:{port}/nothing", r"PostgreSQL at 127.0.0.1:{port}"),
+        (
+            "POLLS_DATABASE_URL",
+            "postgres://postgres:pw@127.0.0.1:{port}/nothing",
+            r"polls: database unreachable \(postgres://postgres:\*\*\*@127.0.0.1:{port}/nothing\): PostgreSQL at",
+        ),
         ("BROKER_URL", "amqp://guest:guest@127.0.0.1:{port}//", r"polls: broker unreachable \(amqp://guest:\*\*\*@"),
     ],
 )
