@@ -151,7 +151,10 @@ def celery_topology(*, service: str) -> dict[str, Any]:
         "CELERY_TASK_REJECT_ON_WORKER_LOST": True,
         "CELERY_WORKER_PREFETCH_MULTIPLIER": 1,
         "CELERY_TASK_DEFAULT_DELIVERY_MODE": "persistent",
-        "CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS": True,
+        # Let a running task finish when the broker connection drops: its message is redelivered
+        # anyway (acks_late) and the inbox absorbs the repeat, while cancelling terminates the pool
+        # process, after which Celery 5.x can crash on reconnect ("file descriptor is None").
+        "CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS": False,
         # Reconnect within ~2 s after a broker restart (Celery's default backoff grows to 30 s).
         "CELERY_WORKER_CONSUMER": "servicekit.events.worker:Consumer",
         "CELERY_BEAT_SCHEDULE": {

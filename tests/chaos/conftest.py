@@ -199,6 +199,41 @@ def chaos_stack(rabbit: PrivateRabbit) -> Iterator[Stack]:
         assert not leftovers, f"processes left behind: {leftovers}"
 
 
+CONSUMING_WORKERS = ("choices.worker", "polls.worker", "votes.worker")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def supervisor(request) -> Iterator[dict]:
+    """What systemd/Kubernetes/honcho do in production: a worker that exited is started again."""
+    import threading
+
+    if "chaos_stack" not in request.fixturenames:
+        yield {}
+        return
+    stack = request.getfixturevalue("chaos_stack")
+    restarts = {"count": 0}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            for name in CONSUMING_WORKERS:
+                proc = stack.processes.get(name)
+                if proc is not None and not proc.alive():
+                    try:
+                        stack.start_process(name, wait=False)
+                        restarts["count"] += 1
+                    except Exception as exc:  # keep watching; report at the end
+                        print(f"supervisor: could not restart {name}: {exc!r}", file=sys.stderr)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield restarts
+    finally:
+        stop.set()
+        thread.join(10)
+
+
 @pytest.fixture(scope="session")
 def platform(chaos_stack: Stack) -> Platform:
     return Platform(gateway_url=chaos_stack.gateway_url, run_dir=chaos_stack.run_dir)

@@ -124,7 +124,7 @@ class Load:
         self.held_seconds = held
 
 
-def test_no_vote_lost_or_double_counted_under_faults(chaos_stack, rabbit, platform):
+def test_no_vote_lost_or_double_counted_under_faults(chaos_stack, rabbit, platform, supervisor):
     stack = chaos_stack
     polls = platform.create_polls(POLLS, choices=3, prefix="Chaos")
     platform.wait_warm(polls)
@@ -189,21 +189,9 @@ def test_no_vote_lost_or_double_counted_under_faults(chaos_stack, rabbit, platfo
         except BaseException as exc:
             errors.append(exc)
 
-    def supervisor() -> None:
-        # What systemd/Kubernetes/honcho do in production: a worker that exited is started again.
-        try:
-            while not stop.wait(1.0):
-                for name in CONSUMING_WORKERS:
-                    if not stack.processes[name].alive():
-                        stack.start_process(name, wait=False)
-                        faults["worker (re)starts by the supervisor"] += 1
-        except BaseException as exc:
-            errors.append(exc)
-
     injectors = [
         threading.Thread(target=broker_faults, daemon=True),
         threading.Thread(target=process_faults, daemon=True),
-        threading.Thread(target=supervisor, daemon=True),
     ]
     started = time.monotonic()
     for injector in injectors:
@@ -232,6 +220,7 @@ def test_no_vote_lost_or_double_counted_under_faults(chaos_stack, rabbit, platfo
             "load seconds": round(load_seconds, 1),
             "load held back for the backlog (s)": round(load.held_seconds, 1),
             **dict(faults),
+            "worker (re)starts by the supervisor": supervisor["count"],
             "lost": figures["lost"],
             "duplicated": figures["duplicated"] + figures["over_counted"],
             "tally mismatches": figures["tally_off"],
