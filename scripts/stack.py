@@ -340,7 +340,7 @@ class Stack:
         ports: dict[str, int] | None = None,
         fresh_databases: bool = False,
         gunicorn_workers: int | None = None,
-        worker_concurrency: int = 2,
+        worker_concurrency: int | None = None,
         log=print,
     ):
         self.env = effective_env(env)
@@ -354,7 +354,7 @@ class Stack:
         self.gateway_host = self.env.get("GATEWAY_HOST") or "127.0.0.1"
         self.fresh_databases = fresh_databases
         self.gunicorn_workers = gunicorn_workers
-        self.worker_concurrency = worker_concurrency
+        self.worker_concurrency = worker_concurrency or int(self.env.get("CELERY_WORKER_CONCURRENCY") or 2)
         self.log = log
         self.info: dict[str, dict] = {}
         self.processes: dict[str, Running] = {}

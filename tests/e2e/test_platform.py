@@ -469,7 +469,8 @@ def test_embedded_defaults_come_up_and_down_leaves_nothing(tmp_path: Path) -> No
         "CHOICE_PORT": str(ports["choices"]),
         "VOTE_PORT": str(ports["votes"]),
         "GATEWAY_PORT": str(ports["gateway"]),
-        "GUNICORN_WORKERS": "2",
+        "GUNICORN_WORKERS": "1",
+        "CELERY_WORKER_CONCURRENCY": "1",
     }
     cli_env = {**{k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}, **env}
     up = subprocess.run(
