@@ -358,6 +358,8 @@ class Stack:
         self.log = log
         self.info: dict[str, dict] = {}
         self.processes: dict[str, Running] = {}
+        # Tests restart processes from helper threads (chaos): state changes are serialised.
+        self._lock = threading.RLock()
         self.python = str(VENV / "bin" / "python")
         self.logs_dir = self.run_dir / "logs"
         self.state_file = self.run_dir / "stack.json"
@@ -389,17 +391,18 @@ class Stack:
             return {}
 
     def write_state(self, supervisor_pid: int | None = None) -> None:
-        state = {
-            "supervisor_pid": supervisor_pid,
-            "supervisor_start_time": proc_start_time(supervisor_pid) if supervisor_pid else None,
-            "ports": self.ports,
-            "gateway_url": self.gateway_url,
-            "processes": {name: proc.as_json() for name, proc in self.processes.items()},
-        }
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.state_file)
+        with self._lock:
+            state = {
+                "supervisor_pid": supervisor_pid,
+                "supervisor_start_time": proc_start_time(supervisor_pid) if supervisor_pid else None,
+                "ports": self.ports,
+                "gateway_url": self.gateway_url,
+                "processes": {name: proc.as_json() for name, proc in self.processes.items()},
+            }
+            tmp = self.state_file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(state, indent=2))
+            tmp.replace(self.state_file)
 
     def supervisor_alive(self) -> bool:
         """Whether the process that owns the recorded stack (foreground `up`, a test session) still runs."""
@@ -770,9 +773,11 @@ class Stack:
     # ----- stopping ------------------------------------------------------------------------------------
     def stop(self, timeout: float = 25.0) -> list[str]:
         """Stop every process of this stack (own handles and ``stack.json``); return names still alive (none)."""
-        procs = {**self.recorded_processes(), **self.processes}
+        with self._lock:
+            procs = {**self.recorded_processes(), **self.processes}
         leftovers = stop_processes(list(procs.values()), timeout=timeout)
-        self.processes.clear()
+        with self._lock:
+            self.processes.clear()
         if not leftovers:
             with contextlib.suppress(FileNotFoundError):
                 self.state_file.unlink()
@@ -794,10 +799,11 @@ class Stack:
 
     def start_process(self, name: str, wait: bool = True, timeout: float = 60.0) -> Running:
         """(Re)start one process by name after it was killed or stopped; wait until it is healthy."""
-        if name in self.processes and self.processes[name].alive():
-            raise StackError(f"{name} is still running")
-        running = self.launch(self._specs[name])
-        self.write_state(self.read_state().get("supervisor_pid"))
+        with self._lock:
+            if name in self.processes and self.processes[name].alive():
+                raise StackError(f"{name} is still running")
+            running = self.launch(self._specs[name])
+            self.write_state(self.read_state().get("supervisor_pid"))
         if wait:
             self.wait_healthy(timeout, names=[name])
         return running
