@@ -190,10 +190,16 @@ def celery_app() -> Any:
     return current_app._get_current_object()
 
 
-def connect(app: Any = None) -> Any:
-    """A new broker connection, connected now (one attempt, ``CONNECT_TIMEOUT``), or an exception."""
+def connect(app: Any = None, *, confirm: bool = True) -> Any:
+    """A new broker connection, connected now (one attempt, ``CONNECT_TIMEOUT``), or an exception.
+
+    ``confirm=False`` turns publisher confirms off for this connection (hints that may be lost, such
+    as relay requests, must not wait for RabbitMQ's disk sync inside a web request).
+    """
     app = app or celery_app()
-    conn = app.connection_for_write()
+    conn = app.connection_for_write() if confirm else app.connection_for_write(
+        transport_options={"confirm_publish": False}
+    )
     conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, interval_max=0, timeout=CONNECT_TIMEOUT)
     return conn
 
@@ -204,7 +210,7 @@ def _cached_producer(app: Any) -> Any:
     if producer is not None and getattr(_local, "pid", None) == os.getpid() and producer.connection.connected:
         return producer
     drop_cached_connection()
-    conn = connect(app)
+    conn = connect(app, confirm=False)
     producer = conn.Producer()
     _local.producer, _local.pid, _local.declared = producer, os.getpid(), set()
     return producer
@@ -242,13 +248,15 @@ def send_relay_request(service: str | None = None, *, linger: float | None = Non
             if queue_name in declared
             else [Queue(queue_name, Exchange("", type="direct"), routing_key=queue_name, durable=True)]
         )
+        # A hint, not data: transient and unconfirmed (the outbox row is the durable part; the
+        # sweep publishes it if this request is lost).
         producer.publish(
             body,
             exchange="",
             routing_key=queue_name,
             serializer="json",
             headers=headers,
-            delivery_mode=2,
+            delivery_mode=1,
             retry=False,
             declare=declare,
             **properties,
