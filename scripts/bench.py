@@ -102,7 +102,8 @@ def start_stack():
         "DJANGO_SETTINGS_MODULE": None,
         "EVENTS_NAMESPACE": None,
     }
-    ports = {"polls": 18201, "choices": 18202, "votes": 18203, "gateway": 18280}
+    base = int(os.environ.get("BENCH_PORT_BASE", "18500"))
+    ports = {"polls": base + 1, "choices": base + 2, "votes": base + 3, "gateway": base + 80}
     Stack(run_dir, env=env, ports=ports, log=lambda m: None).stop()
     stack = Stack(
         run_dir, env=env, ports=ports, fresh_databases=True, log=lambda m: print(f"bench stack: {m}", file=sys.stderr)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: votes/s and results/s through the gateway, each beside the vote service's /healthz.
 #
-#   scripts/bench.sh                      start a dedicated stack on PostgreSQL (ports 18201-18203/18280),
+#   scripts/bench.sh                      start a dedicated stack on PostgreSQL (ports 18501-18503/18580 (BENCH_PORT_BASE)),
 #                                         benchmark it, stop it
 #   BENCH_GATEWAY=http://127.0.0.1:8080 BENCH_VOTES_URL=http://127.0.0.1:8003 BENCH_RUN_DIR=.run scripts/bench.sh
 #                                         benchmark a platform that is already running (make up on PostgreSQL)
