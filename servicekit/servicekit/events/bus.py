@@ -197,8 +197,10 @@ def connect(app: Any = None, *, confirm: bool = True) -> Any:
     as relay requests, must not wait for RabbitMQ's disk sync inside a web request).
     """
     app = app or celery_app()
-    conn = app.connection_for_write() if confirm else app.connection_for_write(
-        transport_options={"confirm_publish": False}
+    conn = (
+        app.connection_for_write()
+        if confirm
+        else app.connection_for_write(transport_options={"confirm_publish": False})
     )
     conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, interval_max=0, timeout=CONNECT_TIMEOUT)
     return conn
