@@ -99,6 +99,21 @@ def test_relay_requests_are_throttled_per_process(clean_queues, settings):
     assert len(read_queue(bus.relay_queue_name("kit"))) == 1
 
 
+def test_relay_requests_are_throttled_across_processes(clean_queues, settings):
+    from servicekit.events import bus, outbox
+
+    settings.SERVICEKIT = {**settings.SERVICEKIT, "EVENTS_RELAY_REQUEST_INTERVAL": 3600}
+
+    from .conftest import read_queue
+
+    for i in range(3):
+        outbox._last_request = float("-inf")  # each emit as if from another web worker process
+        with transaction.atomic():
+            emit("kit.happened", aggregate_id="x", data={"key": str(i)})
+    assert OutboxEvent.objects.count() == 3
+    assert len(read_queue(bus.relay_queue_name("kit"))) == 1  # the shared cache slot let one through
+
+
 def test_broker_down_does_not_fail_the_write(settings):
     from servicekit.events import bus
     from servicekit.events.outbox import reset_relay_throttle
