@@ -10,7 +10,8 @@ VPY := $(VENV)/bin/python
 .PHONY: help up up-detached down logs status test lint format migrations-check bench chaos venv secrets gateway-config deploy-check clean
 
 help: ## list every target
-	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@if [ -t 1 ]; then c='\033[36m'; r='\033[0m'; else c=''; r=''; fi; \
+	 awk -v c="$$c" -v r="$$r" 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %s%-18s%s %s\n", c, $$1, r, $$2}' $(MAKEFILE_LIST)
 
 up: ## run the whole platform in the foreground (logs of every process; Ctrl-C stops all)
 	@$(PYTHON) scripts/stack.py up
