@@ -51,7 +51,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -808,6 +808,20 @@ class Stack:
             self.wait_healthy(timeout, names=[name])
         return running
 
+    def revive(self, names: Iterable[str]) -> list[str]:
+        """Start again each named process that exited (a crashed worker, a killed beat); returns those started.
+
+        What systemd, Kubernetes or honcho do in production; the foreground ``up`` and the fault tests
+        both rely on it. A process stopped on purpose through ``stop()`` is not in ``processes`` any more.
+        """
+        revived = []
+        for name in names:
+            proc = self.processes.get(name)
+            if proc is not None and not proc.alive():
+                self.start_process(name, wait=False)
+                revived.append(name)
+        return revived
+
     def restart(self, name: str, timeout: float = 60.0) -> Running:
         self.stop_process(name)
         return self.start_process(name, timeout=timeout)
@@ -977,13 +991,30 @@ def cmd_up(stack: Stack, detach: bool) -> int:
             print(f"{name} | {line}")
     print(stack.banner(), flush=True)
     follow_logs(stack, names, stop_event)
-    reported: set[str] = set()
+    # A process that exits is started again after a back-off (1 s, doubling up to 60 s) so one that
+    # cannot start does not spin; the back-off resets once a restarted process stayed up for a minute.
+    delay: dict[str, float] = {}
+    restart_at: dict[str, float] = {}
+    last_start: dict[str, float] = {}
     while not stop_event.wait(0.5):
-        for name, proc in stack.processes.items():
-            if name not in reported and not proc.leader_alive():
+        now = time.monotonic()
+        for name, proc in list(stack.processes.items()):
+            if proc.alive():
+                if name in delay and now - last_start.get(name, now) > 60:
+                    del delay[name]
+            elif name not in restart_at:
+                delay[name] = min(delay.get(name, 0.5) * 2, 60.0)
+                restart_at[name] = now + delay[name]
                 code = proc.popen.returncode if proc.popen else "?"
-                print(f"stack: {name} exited (code {code}); the others keep running.", flush=True)
-                reported.add(name)
+                print(f"stack: {name} exited (code {code}); restarting it in {delay[name]:.0f} s.", flush=True)
+            elif now >= restart_at[name]:
+                del restart_at[name]
+                last_start[name] = now
+                try:
+                    stack.revive([name])
+                    print(f"stack: {name} restarted.", flush=True)
+                except StackError as exc:
+                    print(f"stack: could not restart {name}: {exc}", flush=True)
     print("\nstack: stopping every process ...", flush=True)
     leftovers = stack.stop()
     if leftovers:

@@ -358,5 +358,7 @@ def logging_config(*, service: str, level: str) -> dict[str, Any]:
             # handler itself; failures are still logged at WARNING/ERROR.
             "celery.app.trace": {"level": env.str("CELERY_TASK_LOG_LEVEL", default="WARNING")},
             "celery.worker.strategy": {"level": env.str("CELERY_TASK_LOG_LEVEL", default="WARNING")},
+            # Beat sends the relay sweep every 2 s; one INFO line each would drown every other log.
+            "celery.beat": {"level": env.str("CELERY_BEAT_LOG_LEVEL", default="WARNING")},
         },
     }

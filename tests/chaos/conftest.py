@@ -216,14 +216,10 @@ def supervisor(request) -> Iterator[dict]:
 
     def watch() -> None:
         while not stop.wait(1.0):
-            for name in CONSUMING_WORKERS:
-                proc = stack.processes.get(name)
-                if proc is not None and not proc.alive():
-                    try:
-                        stack.start_process(name, wait=False)
-                        restarts["count"] += 1
-                    except Exception as exc:  # keep watching; report at the end
-                        print(f"supervisor: could not restart {name}: {exc!r}", file=sys.stderr)
+            try:
+                restarts["count"] += len(stack.revive(CONSUMING_WORKERS))
+            except Exception as exc:  # keep watching; report at the end
+                print(f"supervisor: could not restart a worker: {exc!r}", file=sys.stderr)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
