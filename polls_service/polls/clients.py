@@ -9,13 +9,13 @@ from typing import Any
 from django.conf import settings
 
 from servicekit.errors import Problem
-from servicekit.http import ServiceClient
+from servicekit.http import ServiceClient, service_client
 
 logger = logging.getLogger(__name__)
 
 
 def _choices_client() -> ServiceClient:
-    return ServiceClient("choices", base_url=settings.CHOICE_INTERNAL_URL)
+    return service_client("choices", settings.CHOICE_INTERNAL_URL)
 
 
 def choice_count(poll_id: Any) -> int | None:

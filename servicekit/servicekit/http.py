@@ -4,7 +4,7 @@ A service asks another on a replica miss::
 
     from servicekit.http import ServiceClient
 
-    polls = ServiceClient("polls", base_url=settings.POLLS_INTERNAL_URL)
+    polls = service_client("polls", settings.POLLS_INTERNAL_URL)   # one client per target per process
     poll = polls.get_json(f"/internal/polls/{poll_id}/")     # dict, or None on 404
 
 - Every request carries ``Authorization: Service <SERVICE_TOKEN>`` (never a user's token) and the
@@ -28,6 +28,7 @@ import random
 import threading
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import pybreaker
@@ -280,3 +281,10 @@ class ServiceClient:
             if response.status_code == 204 or not response.content:
                 return {}
             return response.json()
+
+
+@lru_cache(maxsize=16)
+def service_client(name: str, base_url: str) -> ServiceClient:
+    """The process-wide client for ``name`` at ``base_url``: built on first use, so the URL follows
+    settings (tests point it elsewhere), and reused, so its keep-alive session is too."""
+    return ServiceClient(name, base_url=base_url)
