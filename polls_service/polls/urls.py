@@ -7,8 +7,8 @@ from rest_framework.routers import SimpleRouter
 from polls.api.docs import ApiDocsView
 from polls.api.entrypoint import EntryPointView
 from polls.api.internal import InternalPollView
-from polls.api.views import UUID_PATTERN, PollViewSet
-from servicekit.api import schema_urlpatterns, versioned_urlpatterns
+from polls.api.views import PollViewSet
+from servicekit.api import UUID_PATTERN, schema_urlpatterns, versioned_urlpatterns
 
 router = SimpleRouter()
 router.register("polls", PollViewSet, basename="poll")

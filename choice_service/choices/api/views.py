@@ -22,11 +22,9 @@ from choices.api.serializers import (
     ChoiceUpdateSerializer,
 )
 from choices.models import Choice
-from servicekit.api import VersionedGenericViewSet
+from servicekit.api import UUID_PATTERN, VersionedGenericViewSet
 from servicekit.errors import Problem
 from servicekit.permissions import IsAuthenticatedOrReadOnly
-
-UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 
 class ChoiceFilter(django_filters.FilterSet):

@@ -15,10 +15,8 @@ from polls import selectors, services
 from polls.api.serializers import PollCreateSerializer, PollSerializer, PollUpdateSerializer
 from polls.api.v2 import PollFilter
 from polls.api.v3 import PollHALSerializer
-from servicekit.api import VersionedGenericViewSet
+from servicekit.api import UUID_PATTERN, VersionedGenericViewSet
 from servicekit.permissions import IsAuthenticatedOrReadOnly
-
-UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 
 class PollViewSet(VersionedGenericViewSet):

@@ -24,10 +24,18 @@ Modules (each opens with its own usage):
 
 from servicekit.api.hal import action, link, links_field
 from servicekit.api.renderers import HAL_MEDIA_TYPE, HALJSONRenderer
-from servicekit.api.versioning import VERSIONS, PathVersioning, for_version, version_at_least, versioned_urlpatterns
+from servicekit.api.versioning import (
+    UUID_PATTERN,
+    VERSIONS,
+    PathVersioning,
+    for_version,
+    version_at_least,
+    versioned_urlpatterns,
+)
 
 __all__ = [
     "HAL_MEDIA_TYPE",
+    "UUID_PATTERN",
     "VERSIONS",
     "HALJSONRenderer",
     "PathVersioning",

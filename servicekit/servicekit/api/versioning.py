@@ -21,6 +21,9 @@ from rest_framework.versioning import URLPathVersioning
 VERSIONS: tuple[str, ...] = ("v1", "v2", "v3")
 LATEST = VERSIONS[-1]
 VERSION_PATTERN = "|".join(VERSIONS)
+# Resource ids are UUIDs: URL patterns match only those (``lookup_value_regex``, ``re_path``), so any
+# other id is a plain 404 before a view runs.
+UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 T = TypeVar("T")
 

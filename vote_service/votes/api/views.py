@@ -14,7 +14,7 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from servicekit.api import VersionedAPIView, VersionedGenericViewSet
+from servicekit.api import UUID_PATTERN, VersionedAPIView, VersionedGenericViewSet
 from servicekit.permissions import IsAuthenticated
 from votes import results, selectors, services
 from votes.api.serializers import (
@@ -26,8 +26,6 @@ from votes.api.serializers import (
     VoteSerializer,
 )
 from votes.models import Vote
-
-UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 
 class VoteFilter(django_filters.FilterSet):
