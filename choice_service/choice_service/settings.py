@@ -20,8 +20,8 @@ globals().update(
 POLLS_INTERNAL_URL = env.str("POLLS_INTERNAL_URL", default="http://127.0.0.1:8001")
 VOTE_INTERNAL_URL = env.str("VOTE_INTERNAL_URL", default="http://127.0.0.1:8003")
 
-# --- Periodic tasks: repair any tally that drifted from vote_service's ledger (events engineer) -------
-# Only while choices.events is empty: a repair racing queued vote events would count them twice.
+# --- Periodic tasks: repair the vote projection from vote_service's ledger (events engineer) ---------
+# Set-wise and by version, so correct at any moment; run_when_idle only spares the database under load.
 CELERY_BEAT_SCHEDULE["choices-reconcile-tallies"] = {  # noqa: F821 - set by common_settings
     "task": "servicekit.events.run_when_idle",
     "schedule": env.float("CHOICES_RECONCILE_SECONDS", default=300.0),

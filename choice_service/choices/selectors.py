@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
-from choices.models import Choice, PollReplica
+from choices.models import Choice, PollReplica, VoteProjection
 from servicekit.permissions import can_manage, is_operator, is_principal
 from servicekit.principal import Principal
 
@@ -21,9 +22,22 @@ def _visible_poll_ids(actor: Principal | None) -> QuerySet:
     return polls.exclude(status=PollReplica.Status.DRAFT).values("id")
 
 
+def with_votes(choices: QuerySet[Choice]) -> QuerySet[Choice]:
+    """``choices`` annotated with ``votes``: the number of live rows of the vote projection for each (one
+    query for a whole list, counted on the partial index of live votes)."""
+    live = (
+        VoteProjection.objects.filter(choice_id=OuterRef("pk"), deleted=False)
+        .order_by()
+        .values("choice_id")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return choices.annotate(votes=Coalesce(Subquery(live, output_field=IntegerField()), 0))
+
+
 def choice_list_visible(*, actor: Principal | None, poll_id: uuid.UUID | None = None) -> QuerySet[Choice]:
-    """Choices the caller may read, optionally of one poll, in display order."""
-    choices = Choice.objects.filter(poll_id__in=_visible_poll_ids(actor))
+    """Choices the caller may read (with their ``votes``), optionally of one poll, in display order."""
+    choices = with_votes(Choice.objects.filter(poll_id__in=_visible_poll_ids(actor)))
     if poll_id is not None:
         choices = choices.filter(poll_id=poll_id)
     return choices.order_by("position", "created_at", "id")
@@ -33,6 +47,11 @@ def choice_get_visible(*, actor: Principal | None, choice_id: uuid.UUID) -> Choi
     return choice_list_visible(actor=actor).filter(pk=choice_id).first()
 
 
+def choice_get_with_votes(*, choice_id: uuid.UUID) -> Choice | None:
+    """One choice with its ``votes``, whoever may see it (to answer a write the caller was allowed)."""
+    return with_votes(Choice.objects.filter(pk=choice_id)).first()
+
+
 def poll_replica_get(*, poll_id: uuid.UUID) -> PollReplica | None:
     return PollReplica.objects.filter(pk=poll_id).first()
 
@@ -40,14 +59,20 @@ def poll_replica_get(*, poll_id: uuid.UUID) -> PollReplica | None:
 def poll_choices_for_internal(*, poll_id: uuid.UUID) -> list[dict]:
     """The choices of a poll as other services learn them (``/internal/polls/{id}/choices/``)."""
     rows = Choice.objects.filter(poll_id=poll_id).order_by("position", "created_at", "id")
-    return [{"id": str(c.id), "text": c.text, "position": c.position} for c in rows]
+    return [{"id": str(c.id), "text": c.text, "position": c.position, "version": c.version} for c in rows]
 
 
 def choice_for_internal(*, choice_id: uuid.UUID) -> dict | None:
     choice = Choice.objects.filter(pk=choice_id).first()
     if choice is None:
         return None
-    return {"id": str(choice.id), "poll_id": str(choice.poll_id), "text": choice.text, "position": choice.position}
+    return {
+        "id": str(choice.id),
+        "poll_id": str(choice.poll_id),
+        "text": choice.text,
+        "position": choice.position,
+        "version": choice.version,
+    }
 
 
 def can_manage_poll(*, actor: Principal | None, poll: PollReplica) -> bool:

@@ -82,7 +82,7 @@ class ChoiceViewSet(VersionedGenericViewSet):
         serializer_class = self.get_serializer_class()
         return serializer_class(data, context=context, **kwargs).data
 
-    def _refresh_stale_draft(self, poll_id: Any) -> None:
+    def _refetch_stale_draft(self, poll_id: Any) -> None:
         """A reader who may not see drafts asks for a poll the replica still calls draft: it may have just
         opened (event in flight), so check once with polls_service before answering."""
         if poll_id is None:
@@ -91,14 +91,23 @@ class ChoiceViewSet(VersionedGenericViewSet):
         if poll is not None and poll.is_draft and not selectors.can_manage_poll(actor=self.actor, poll=poll):
             # polls_service unavailable: answer from the replica as it is.
             with contextlib.suppress(Problem):
-                services.poll_replica_refresh_if_draft(poll_id=poll_id)
+                services.poll_replica_get_or_refetch_draft(poll_id=poll_id)
+
+    @staticmethod
+    def _with_votes(choice: Choice) -> Choice:
+        """The written choice as readers see it: with its ``votes`` (derived from the vote projection)."""
+        found = selectors.choice_get_with_votes(choice_id=choice.id)
+        if found is None:  # removed by another request since
+            choice.votes = 0
+            return choice
+        return found
 
     @extend_schema(summary="List choices (optionally of one poll)")
     def list(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         poll_param = request.query_params.get("poll")
         if not page and poll_param and not request.query_params.get("cursor") and not request.query_params.get("page"):
-            self._refresh_stale_draft(uuid.UUID(poll_param))  # the filter already validated it
+            self._refetch_stale_draft(uuid.UUID(poll_param))  # the filter already validated it
             page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self._render(list(page), many=True))
 
@@ -110,7 +119,7 @@ class ChoiceViewSet(VersionedGenericViewSet):
             hidden = Choice.objects.filter(pk=self.kwargs.get(self.lookup_field)).only("poll_id").first()
             if hidden is None:
                 raise
-            self._refresh_stale_draft(hidden.poll_id)
+            self._refetch_stale_draft(hidden.poll_id)
             choice = self.get_object()
         return Response(self._render(choice))
 
@@ -121,14 +130,16 @@ class ChoiceViewSet(VersionedGenericViewSet):
             actor=self.actor, poll_id=data["poll"], text=data["text"], position=data.get("position")
         )
         location = f"/api/{self.api_version}/choices/{choice.id}/"
-        return Response(self._render(choice), status=status.HTTP_201_CREATED, headers={"Location": location})
+        return Response(
+            self._render(self._with_votes(choice)), status=status.HTTP_201_CREATED, headers={"Location": location}
+        )
 
     @extend_schema(summary="Edit or reorder a choice of a draft poll", request=ChoiceUpdateSerializer)
     def partial_update(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         choice = self.get_object()
         data = self.validated_input(request, partial=True)
         choice = services.choice_update(actor=self.actor, choice=choice, **data)
-        return Response(self._render(choice))
+        return Response(self._render(self._with_votes(choice)))
 
     @extend_schema(summary="Remove a choice from a draft poll", responses={204: None})
     def destroy(self, request: Any, *args: Any, **kwargs: Any) -> Response:

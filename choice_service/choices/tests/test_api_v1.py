@@ -9,7 +9,7 @@ import pytest
 
 from choices.models import Choice, PollReplica
 from choices.tests.conftest import OWNER_ID
-from choices.tests.factories import ChoiceFactory, PollReplicaFactory
+from choices.tests.factories import ChoiceFactory, PollReplicaFactory, tally
 from servicekit.events.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
@@ -101,6 +101,7 @@ def test_owner_adds_choice_trimmed_with_next_position_and_event(owner, draft_pol
     assert response["Location"] == f"/api/v1/choices/{body['id']}/"
     event = OutboxEvent.objects.get(event_type="choice.created")
     assert event.aggregate_id == body["id"]
+    assert event.envelope["version"] == 1
     assert event.envelope["data"] == {"id": body["id"], "poll_id": str(draft_poll.id), "text": "Coffee", "position": 5}
 
 
@@ -130,7 +131,7 @@ def test_mass_assignment_of_votes_and_id_is_ignored(owner, draft_poll):
     response = owner.post(URL, {"poll": str(draft_poll.id), "text": "x", "votes": 999, "id": chosen_id}, format="json")
     assert response.status_code == 201
     assert response.json()["votes"] == 0 and response.json()["id"] != chosen_id
-    assert Choice.objects.get().votes == 0
+    assert tally(Choice.objects.get()) == 0
 
 
 def test_twenty_choice_cap(owner, draft_poll):
@@ -204,7 +205,8 @@ def test_unknown_poll_is_422_after_asking_polls_service(owner, fake_polls):
 def test_replica_miss_fetches_poll_with_service_credential(owner, fake_polls):
     poll_id = uuid.uuid4()
     fake_polls.respond(
-        f"/internal/polls/{poll_id}/", {"id": str(poll_id), "owner_id": OWNER_ID, "status": "draft", "closes_at": None}
+        f"/internal/polls/{poll_id}/",
+        {"id": str(poll_id), "owner_id": OWNER_ID, "status": "draft", "closes_at": None, "version": 1},
     )
     response = owner.post(URL, {"poll": str(poll_id), "text": "x"}, format="json")
     assert response.status_code == 201, response.content
@@ -237,6 +239,13 @@ def test_owner_edits_text_and_reorders(owner, draft_poll):
     assert [(item["text"], item["position"]) for item in listed] == [("Bee", 0), ("A", 1)]
     events = list(OutboxEvent.objects.filter(event_type="choice.updated").order_by("id"))
     assert [e.envelope["data"]["position"] for e in events] == [0, 1]
+    # Every change moves the choice's version by one, carried by its event.
+    assert [(e.aggregate_id, e.envelope["version"]) for e in events] == [(str(b.id), 2), (str(a.id), 2)]
+    b.refresh_from_db()
+    assert b.version == 2
+    owner.patch(detail(b), {"text": "Bee!"}, format="json")
+    b.refresh_from_db()
+    assert b.version == 3
 
 
 def test_patch_ignores_poll_and_votes(owner, draft_poll):
@@ -244,8 +253,9 @@ def test_patch_ignores_poll_and_votes(owner, draft_poll):
     elsewhere = PollReplicaFactory(owner_id=OWNER_ID)
     response = owner.patch(detail(choice), {"poll": str(elsewhere.id), "votes": 1000}, format="json")
     assert response.status_code == 200
+    assert response.json()["votes"] == 3
     choice.refresh_from_db()
-    assert (choice.poll_id, choice.votes) == (draft_poll.id, 3)
+    assert (choice.poll_id, tally(choice)) == (draft_poll.id, 3)
     assert not OutboxEvent.objects.exists()  # nothing changed, nothing announced
 
 
@@ -296,6 +306,7 @@ def test_owner_and_operator_delete_draft_choices(owner, operator, draft_poll):
     assert not Choice.objects.exists()
     deleted = OutboxEvent.objects.filter(event_type="choice.deleted")
     assert {e.aggregate_id for e in deleted} == {str(mine.id), str(theirs.id)}
+    assert {e.envelope["version"] for e in deleted} == {2}  # the deletion is the version after the last
     problem(owner.delete(detail(mine)), 404)
 
 
@@ -308,7 +319,7 @@ def test_a_poll_opened_before_its_event_arrived_shows_its_choices(anon, draft_po
     choice = ChoiceFactory(poll_id=draft_poll.id)
     fake_polls.respond(
         f"/internal/polls/{draft_poll.id}/",
-        {"id": str(draft_poll.id), "owner_id": OWNER_ID, "status": "open", "closes_at": None},
+        {"id": str(draft_poll.id), "owner_id": OWNER_ID, "status": "open", "closes_at": None, "version": 2},
     )
     body = anon.get(URL, {"poll": str(draft_poll.id)}).json()
     assert [item["id"] for item in body["results"]] == [str(choice.id)]
@@ -321,7 +332,7 @@ def test_a_real_draft_stays_hidden_after_the_check(anon, draft_poll, fake_polls)
     choice = ChoiceFactory(poll_id=draft_poll.id)
     fake_polls.respond(
         f"/internal/polls/{draft_poll.id}/",
-        {"id": str(draft_poll.id), "owner_id": OWNER_ID, "status": "draft", "closes_at": None},
+        {"id": str(draft_poll.id), "owner_id": OWNER_ID, "status": "draft", "closes_at": None, "version": 1},
     )
     assert anon.get(URL, {"poll": str(draft_poll.id)}).json()["count"] == 0
     problem(anon.get(detail(choice)), 404)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from choices.models import Choice
+from choices.models import Choice, VoteProjection
 from choices.tests.factories import ChoiceFactory, PollReplicaFactory
 from servicekit.events.models import OutboxEvent
 
@@ -44,8 +46,8 @@ def test_etag_and_304_on_list_and_detail(anon, open_poll):
         etag = first["ETag"]
         again = anon.get(url, HTTP_IF_NONE_MATCH=etag)
         assert again.status_code == 304 and again["ETag"] == etag and again.content == b""
-    # A change (tally moved by an event) changes the representation and its ETag.
-    Choice.objects.filter(pk=choice.pk).update(votes=1)
+    # A change (a vote recorded from an event) changes the representation and its ETag.
+    VoteProjection.objects.create(id=uuid.uuid4(), version=1, poll_id=open_poll.id, choice_id=choice.id)
     changed = anon.get(f"{URL}{choice.id}/", HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200 and changed["ETag"] != etag
 

@@ -1,4 +1,4 @@
-"""``manage.py reconcile_tallies [--poll ID] [--settle SECONDS]``: recount tallies from the vote ledger now."""
+"""``manage.py reconcile_tallies [--poll ID]``: repair the vote projection from vote_service's ledger now."""
 
 from __future__ import annotations
 
@@ -10,32 +10,31 @@ from choices.services import tallies_reconcile, tallies_reconcile_all
 
 
 class Command(BaseCommand):
-    help = "Make choice vote tallies equal vote_service's ledger counts, reporting every repair."
+    help = (
+        "Make the per-vote projection (the source of every choice's votes) equal vote_service's ledger, "
+        "vote id by vote id, reporting every repair. Safe while votes flow."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--poll", help="Only this poll (UUID); default: every open or closed poll.")
-        parser.add_argument(
-            "--settle",
-            type=float,
-            default=0.0,
-            help="Seconds between two readings; only drift seen in both is repaired (use while votes flow).",
-        )
 
-    def handle(self, *args, poll: str | None = None, settle: float = 0.0, **options) -> None:
+    def handle(self, *args, poll: str | None = None, **options) -> None:
         if poll:
             try:
                 poll_id = uuid.UUID(poll)
             except ValueError as exc:
                 raise CommandError(f"--poll must be a UUID, got {poll!r}") from exc
-            reports = [tallies_reconcile(poll_id=poll_id, settle_seconds=settle)]
+            reports = [tallies_reconcile(poll_id=poll_id)]
         else:
-            reports = tallies_reconcile_all(settle_seconds=settle)
+            reports = tallies_reconcile_all()
         repaired = 0
         for report in reports:
             if report.skipped:
                 self.stdout.write(f"poll {report.poll_id}: skipped (ledger unavailable)")
                 continue
-            for choice_id, (was, now) in report.repaired.items():
-                self.stdout.write(f"poll {report.poll_id}: choice {choice_id} tally {was} -> {now}")
-            repaired += len(report.repaired)
-        self.stdout.write(self.style.SUCCESS(f"{len(reports)} poll(s) checked, {repaired} tally(ies) repaired"))
+            self.stdout.write(
+                f"poll {report.poll_id}: {report.checked} vote(s) in the ledger, {report.inserted} inserted, "
+                f"{report.updated} updated, {report.tombstoned} tombstoned"
+            )
+            repaired += report.repaired
+        self.stdout.write(self.style.SUCCESS(f"{len(reports)} poll(s) checked, {repaired} vote(s) repaired"))
