@@ -42,6 +42,8 @@ class Problem(exceptions.APIException):
     """A business-rule failure with its own problem type, status and (optionally) field errors.
 
     ``raise Problem("Poll is not open.", status=409, code="poll-not-open")``
+
+    ``extensions`` adds RFC 9457 extension members to the body (``{"choices": 1}``).
     """
 
     status_code = status.HTTP_400_BAD_REQUEST
@@ -56,6 +58,7 @@ class Problem(exceptions.APIException):
         code: str | None = None,
         errors: dict[str, list[str]] | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ):
         super().__init__(detail=detail, code=code)
         if status is not None:
@@ -63,6 +66,7 @@ class Problem(exceptions.APIException):
         self.problem_code = code or self.default_code
         self.errors = errors
         self.headers = headers or {}
+        self.extensions = extensions or {}
 
 
 class Conflict(Problem):
@@ -191,6 +195,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     body = problem_body(
         status_code=exc.status_code, detail=detail, instance=instance, code=code, title=title, errors=errors
     )
+    for key, value in (getattr(exc, "extensions", None) or {}).items():
+        body.setdefault(key, value)
     return Response(body, status=exc.status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 

@@ -61,11 +61,17 @@ CALLS = Counter("service_client_calls_total", "Calls to other services, by targe
 
 
 class UpstreamError(Problem):
-    """The other service answered with an unexpected 4xx (502 to our caller)."""
+    """The other service answered with a 4xx other than 404 (502 to our caller, unless the caller
+    handles it: ``upstream_status`` and ``upstream_body`` say what the other service answered)."""
 
     status_code = 502
     default_detail = "Another service rejected this service's request."
     default_code = "bad-gateway"
+
+    def __init__(self, *args: Any, upstream_status: int | None = None, upstream_body: Any = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.upstream_status = upstream_status
+        self.upstream_body = upstream_body
 
 
 class _RetryableFailure(Exception):
@@ -277,7 +283,15 @@ class ServiceClient:
             if response.status_code == 404:
                 return None
             if response.status_code >= 400:
-                raise UpstreamError(f"The {self.name} service answered {response.status_code} to {method} {path}.")
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = None
+                raise UpstreamError(
+                    f"The {self.name} service answered {response.status_code} to {method} {path}.",
+                    upstream_status=response.status_code,
+                    upstream_body=body,
+                )
             if response.status_code == 204 or not response.content:
                 return {}
             return response.json()
