@@ -1,20 +1,43 @@
 """Event consumers of vote_service: poll and choice replicas (and results invalidation).
 
-The framework runs each handler in one transaction together with its inbox record, so a redelivered
-event changes nothing.
+Each change is stored by the event's ``version`` (``servicekit.replicas``): an older event, a late
+redelivery or one racing a fetch changes nothing; ``occurred_at`` (the producer's clock) is never
+compared. The framework runs each handler in one transaction together with its inbox record.
 """
 
 from __future__ import annotations
 
+import logging
+
 from servicekit.events import Event, handles
+from servicekit.replicas import poll_state
 from votes.services import choice_replica_apply, poll_replica_apply
+
+logger = logging.getLogger(__name__)
+
+
+def _versioned(event: Event) -> bool:
+    if event.version is None:
+        # Cannot be ordered against what the replica holds; the owner's next change, a fetch or a
+        # seal carries the state with its version.
+        logger.warning("event without a version ignored", extra={"event_id": event.id, "event_type": event.type})
+        return False
+    return True
 
 
 @handles("poll.created", "poll.updated", "poll.opened", "poll.closed", "poll.deleted")
 def on_poll_changed(event: Event) -> None:
-    poll_replica_apply(event_type=event.type, data=event.data, occurred_at=event.occurred_at)
+    if _versioned(event):
+        poll_replica_apply(poll_id=event.data["id"], version=event.version, state=poll_state(event.data, event.type))
 
 
 @handles("choice.created", "choice.updated", "choice.deleted")
 def on_choice_changed(event: Event) -> None:
-    choice_replica_apply(event_type=event.type, data=event.data, occurred_at=event.occurred_at)
+    if _versioned(event):
+        choice_replica_apply(
+            choice_id=event.data["id"],
+            version=event.version,
+            poll_id=event.data["poll_id"],
+            position=int(event.data.get("position") or 0),
+            deleted=event.type == "choice.deleted",
+        )

@@ -1,4 +1,7 @@
-"""The vote ledger (one vote per user per poll, decided by the database) and the replicas it checks against."""
+"""The vote ledger (one vote per user per poll, decided by the database) and the replicas it checks against.
+
+The replicas are ordered by the owner's version (``servicekit.replicas``), never by clocks.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +9,23 @@ import uuid
 
 from django.db import models
 
+from servicekit.replicas import PollReplicaBase, Replica
+
 
 class Vote(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     poll_id = models.UUIDField()
     choice_id = models.UUIDField()
     voter_id = models.BigIntegerField()
+    # Created at 1, incremented with each change (a retraction's event carries version + 1).
+    version = models.BigIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ("-created_at", "id")
         constraints = [
-            # A race of two requests cannot double-vote: the second insert fails here (mapped to 409).
+            # A race of two requests cannot double-vote: the second insert does nothing here (409).
             models.UniqueConstraint(fields=("poll_id", "voter_id"), name="vote_one_per_voter_per_poll"),
         ]
         indexes = [
@@ -30,35 +37,20 @@ class Vote(models.Model):
         return f"vote {self.id} by {self.voter_id}"
 
 
-class PollReplica(models.Model):
-    """What vote_service knows about a poll, from ``poll.*`` events or a fetch on a miss."""
+class PollReplica(PollReplicaBase):
+    """What vote_service knows about a poll (``poll.*`` events, a fetch on a miss, polls_service's seal).
 
-    class Status(models.TextChoices):
-        DRAFT = "draft"
-        OPEN = "open"
-        CLOSED = "closed"
-        DELETED = "deleted"
-
-    id = models.UUIDField(primary_key=True)
-    owner_id = models.BigIntegerField()
-    status = models.CharField(max_length=10, choices=Status.choices)
-    closes_at = models.DateTimeField(null=True, blank=True)
-    # When the copied state was true at the source; older events never overwrite newer state.
-    source_time = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"poll {self.id} ({self.status})"
+    Its row is the gate: a vote, change or retraction holds ``FOR SHARE`` on it while it checks and
+    writes; the seal takes ``FOR UPDATE``, so it waits for them and everything after it sees its state.
+    """
 
 
-class ChoiceReplica(models.Model):
+class ChoiceReplica(Replica):
     """Which poll a choice belongs to (and its display position), from ``choice.*`` events or a fetch."""
 
-    id = models.UUIDField(primary_key=True)
     poll_id = models.UUIDField(db_index=True)
     position = models.IntegerField(default=0)
     deleted = models.BooleanField(default=False)
-    source_time = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("position", "id")

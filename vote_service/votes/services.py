@@ -1,244 +1,169 @@
-"""Writes of vote_service. Each vote write is one transaction: the vote row and its outbox event.
+"""Writes of vote_service: replicas of polls and choices, the poll gate ("seal"), and votes.
 
-The hot path (``vote_cast``) reads both replicas with one query, lets the database's unique constraint
-decide a double vote (``IntegrityError`` -> 409) and calls no other service while the replicas are warm.
+Replicas are ordered by their owner's version (``servicekit.replicas``): an event, a fetch or a seal
+is stored only if it is newer than what the replica holds, whatever arrives first.
+
+The poll replica's row is the gate. A vote, change or retraction holds ``FOR SHARE`` on it in the
+transaction that checks the poll is open and writes; polls_service's seal (``poll_replica_seal``, before
+it commits a close or delete) takes ``FOR UPDATE``, so it waits for those transactions and every one
+that starts after it sees the new state.
+
+On PostgreSQL the hot path (``vote_cast``) is one statement: check both replicas, insert the vote
+(the one-vote constraint decides a double vote) and its outbox row; it calls no other service while
+the replicas are warm.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Subquery
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import NotFound
 
+from servicekit.conf import servicekit_settings
 from servicekit.errors import Conflict, UnprocessableEntity
 from servicekit.events import emit
+from servicekit.events.event import Event
+from servicekit.events.models import OutboxEvent
+from servicekit.events.outbox import current_traceparent, request_relay
+from servicekit.events.registry import get_registry
 from servicekit.principal import Principal
+from servicekit.replicas import poll_is_open, poll_state, replica_apply, replica_apply_many, replica_get_or_fetch
 from votes.clients import choices_client, polls_client
 from votes.models import ChoiceReplica, PollReplica, Vote
 from votes.results import results_invalidate_on_commit
 
-logger = logging.getLogger(__name__)
-
-ONE_VOTE_CONSTRAINT = "vote_one_per_voter_per_poll"
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return parse_datetime(str(value))
-
-
-def poll_is_open(*, status: str, closes_at: datetime | None, now: datetime | None = None) -> bool:
-    """Open for votes: status ``open`` and ``closes_at`` (if any) not reached yet."""
-    if status != PollReplica.Status.OPEN:
-        return False
-    return closes_at is None or closes_at > (now or timezone.now())
-
-
 # --- Replicas ------------------------------------------------------------------------------------
 
 
-def choice_replicas_warm(*, poll_id: uuid.UUID | str) -> int:
-    """Store every choice of a poll, as choice_service lists them; returns how many it knows."""
-    data = choices_client().get_json(f"/internal/polls/{poll_id}/choices/")
-    if data is None:
-        return 0
-    now = timezone.now()
-    for item in data.get("choices", []):
-        ChoiceReplica.objects.get_or_create(
-            pk=uuid.UUID(str(item["id"])),
-            defaults={
-                "poll_id": uuid.UUID(str(poll_id)),
-                "position": int(item.get("position") or 0),
-                "source_time": now,
-            },
-        )
-    return len(data.get("choices", []))
-
-
-def poll_replica_ensure(*, poll_id: uuid.UUID | str, warm_choices: bool = True) -> PollReplica | None:
-    """The replica of a poll; on a miss, fetched from polls_service (and its choices from choice_service).
-
-    None when the poll does not exist; an open circuit breaker raises ``ServiceUnavailable`` (503).
-    """
-    replica = PollReplica.objects.filter(pk=poll_id).first()
-    if replica is not None:
-        return replica
+def _poll_fetch(poll_id: uuid.UUID | str) -> dict[str, Any] | None:
+    """polls_service's current state of a poll (``version`` and the replica's fields), or None."""
     data = polls_client().get_json(f"/internal/polls/{poll_id}/")
     if data is None:
         return None
-    replica, _ = PollReplica.objects.get_or_create(
-        pk=poll_id,
-        defaults={
-            "owner_id": int(data["owner_id"]),
-            "status": data["status"],
-            "closes_at": _as_datetime(data.get("closes_at")),
-            # The fetched state is current: events that happened before now must not roll it back.
-            "source_time": timezone.now(),
-        },
-    )
-    if warm_choices:
-        choice_replicas_warm(poll_id=poll_id)
-    return replica
+    return {"version": int(data["version"]), **poll_state(data)}
 
 
-def poll_replica_refresh(*, poll_id: uuid.UUID | str) -> PollReplica | None:
-    """Re-read a poll from polls_service and store it as current (a replica that may lag behind an event).
-
-    Used when the replica still says ``draft``: the poll may have been opened a moment ago and its
-    ``poll.opened`` event not consumed yet. None when polls_service no longer knows the poll.
-    """
-    data = polls_client().get_json(f"/internal/polls/{poll_id}/")
-    if data is None:
-        return None
-    with transaction.atomic():
-        replica = PollReplica.objects.select_for_update().filter(pk=poll_id).first() or PollReplica(pk=poll_id)
-        if replica.status == PollReplica.Status.DELETED:
-            return replica
-        replica.owner_id = int(data["owner_id"])
-        replica.status = data["status"]
-        replica.closes_at = _as_datetime(data.get("closes_at"))
-        replica.source_time = timezone.now()
-        replica.save()
-        results_invalidate_on_commit(poll_id=poll_id)
-    return replica
-
-
-def choice_replica_ensure(*, choice_id: uuid.UUID | str) -> ChoiceReplica | None:
-    """The replica of a choice; on a miss, fetched from choice_service. None when unknown there."""
-    replica = ChoiceReplica.objects.filter(pk=choice_id).first()
-    if replica is not None:
-        return replica
+def _choice_fetch(choice_id: uuid.UUID | str) -> dict[str, Any] | None:
     data = choices_client().get_json(f"/internal/choices/{choice_id}/")
     if data is None:
         return None
-    replica, _ = ChoiceReplica.objects.get_or_create(
-        pk=choice_id,
-        defaults={
-            "poll_id": uuid.UUID(str(data["poll_id"])),
-            "position": int(data.get("position") or 0),
-            "source_time": timezone.now(),
-        },
+    return {
+        "version": int(data["version"]),
+        "poll_id": uuid.UUID(str(data["poll_id"])),
+        "position": int(data.get("position") or 0),
+        "deleted": bool(data.get("deleted", False)),
+    }
+
+
+def poll_replica_apply(*, poll_id: uuid.UUID | str, version: int, state: dict[str, Any]) -> bool:
+    """Store a poll's state (``poll_state(...)``) at ``version`` unless the replica holds that version or
+    a newer one; results are invalidated after commit when it changed. True if stored."""
+    changed = replica_apply(PollReplica, id=poll_id, version=version, **state)
+    if changed:
+        results_invalidate_on_commit(poll_id=poll_id)
+    return changed
+
+
+def choice_replica_apply(*, choice_id: uuid.UUID | str, version: int, poll_id: uuid.UUID | str, **fields: Any) -> bool:
+    """Store a choice (``position``, ``deleted``) at ``version`` unless the replica holds that version or
+    a newer one; the poll's results are invalidated after commit when it changed. True if stored."""
+    changed = replica_apply(ChoiceReplica, id=choice_id, version=version, poll_id=uuid.UUID(str(poll_id)), **fields)
+    if changed:
+        results_invalidate_on_commit(poll_id=poll_id)
+    return changed
+
+
+def choice_replicas_warm(*, poll_id: uuid.UUID | str) -> int:
+    """Store every choice of a poll as choice_service lists them (by version); returns how many it knows."""
+    data = choices_client().get_json(f"/internal/polls/{poll_id}/choices/")
+    if data is None:
+        return 0
+    items = data.get("choices", [])
+    replica_apply_many(
+        ChoiceReplica,
+        [
+            {
+                "id": item["id"],
+                "version": int(item["version"]),
+                "poll_id": uuid.UUID(str(poll_id)),
+                "position": int(item.get("position") or 0),
+                "deleted": False,
+            }
+            for item in items
+        ],
     )
+    return len(items)
+
+
+def poll_replica_get_or_fetch(*, poll_id: uuid.UUID | str, warm_choices: bool = True) -> PollReplica | None:
+    """The replica of a poll; on a miss, fetched from polls_service and stored by version (and its
+    choices from choice_service). None when the poll does not exist; an open circuit breaker raises
+    ``ServiceUnavailable`` (503)."""
+    fetched = False
+
+    def fetch() -> dict[str, Any] | None:
+        nonlocal fetched
+        fetched = True
+        return _poll_fetch(poll_id)
+
+    replica = replica_get_or_fetch(PollReplica, id=poll_id, fetch=fetch)
+    if replica is not None and fetched:
+        if warm_choices:
+            choice_replicas_warm(poll_id=poll_id)
+        results_invalidate_on_commit(poll_id=poll_id)
     return replica
 
 
-def _newer(replica_time: datetime | None, occurred: datetime) -> bool:
-    return replica_time is None or occurred >= replica_time
+def poll_replica_fetch(*, poll_id: uuid.UUID | str) -> PollReplica | None:
+    """Ask polls_service for a poll's current state, store it by version (a newer state already held
+    wins) and return the replica. For a replica still ``draft`` on a vote: the poll may have opened a
+    moment ago, its ``poll.opened`` not consumed yet. None when polls_service does not know the poll."""
+    state = _poll_fetch(poll_id)
+    if state is None:
+        return None
+    poll_replica_apply(poll_id=poll_id, version=state.pop("version"), state=state)
+    return PollReplica.objects.filter(pk=poll_id).first()
 
 
-def poll_replica_apply(*, event_type: str, data: dict[str, Any], occurred_at: Any) -> None:
-    """Apply a ``poll.*`` event; older than the stored state changes nothing. Results are invalidated."""
-    occurred = _as_datetime(occurred_at) or timezone.now()
-    poll_id = uuid.UUID(str(data["id"]))
-    status = PollReplica.Status.DELETED if event_type == "poll.deleted" else data["status"]
+def choice_replica_get_or_fetch(*, choice_id: uuid.UUID | str) -> ChoiceReplica | None:
+    """The replica of a choice; on a miss, fetched from choice_service and stored by version. None when
+    unknown there."""
+    return replica_get_or_fetch(ChoiceReplica, id=choice_id, fetch=lambda: _choice_fetch(choice_id))
+
+
+def poll_replica_seal(*, poll_id: uuid.UUID, version: int, state: dict[str, Any]) -> PollReplica:
+    """polls_service's gate command: store a poll's state at ``version`` under the replica row's lock.
+
+    ``FOR UPDATE`` waits for every vote, change or retraction in flight (they hold ``FOR SHARE``), so
+    once this returns, no vote transaction that saw the old state can still commit, and every one that
+    starts later sees the new state. Idempotent; an older version changes nothing. Returns the replica.
+    """
     with transaction.atomic():
-        replica = PollReplica.objects.select_for_update().filter(pk=poll_id).first()
-        if replica is None:
-            replica = PollReplica(pk=poll_id)
-        elif replica.status == PollReplica.Status.DELETED or not _newer(replica.source_time, occurred):
-            return
-        replica.owner_id = int(data["owner_id"])
-        replica.status = status
-        replica.closes_at = _as_datetime(data.get("closes_at"))
-        replica.source_time = occurred
-        replica.save()
-        results_invalidate_on_commit(poll_id=poll_id)
-
-
-def choice_replica_apply(*, event_type: str, data: dict[str, Any], occurred_at: Any) -> None:
-    """Apply a ``choice.*`` event to the choice replica and invalidate the poll's results."""
-    occurred = _as_datetime(occurred_at) or timezone.now()
-    choice_id = uuid.UUID(str(data["id"]))
-    with transaction.atomic():
-        replica = ChoiceReplica.objects.select_for_update().filter(pk=choice_id).first()
-        if replica is None:
-            replica = ChoiceReplica(pk=choice_id)
-        elif replica.deleted or not _newer(replica.source_time, occurred):
-            return
-        replica.poll_id = uuid.UUID(str(data["poll_id"]))
-        replica.position = int(data.get("position") or 0)
-        replica.deleted = event_type == "choice.deleted"
-        replica.source_time = occurred
-        replica.save()
-        results_invalidate_on_commit(poll_id=replica.poll_id)
+        # On SQLite this is a plain read: its transactions take the write lock at BEGIN (IMMEDIATE).
+        list(PollReplica.objects.select_for_update().filter(pk=poll_id).values_list("pk", flat=True))
+        poll_replica_apply(poll_id=poll_id, version=version, state=state)
+        return PollReplica.objects.get(pk=poll_id)
 
 
 # --- Votes ---------------------------------------------------------------------------------------
-
-
-# The hot path's one read, in SQL: building the same query through the ORM costs ~0.7 ms of CPU per
-# vote, the driver call ~0.1 ms (measured); the ORM form below stays for other databases (SQLite).
-_STATE_SQL = (
-    f"SELECT p.status, p.closes_at, (SELECT c.poll_id FROM {ChoiceReplica._meta.db_table} c"
-    f" WHERE c.id = %s AND NOT c.deleted) FROM {PollReplica._meta.db_table} p WHERE p.id = %s"
-)
-
-
-def _poll_and_choice_state(poll_id: uuid.UUID, choice_id: uuid.UUID) -> tuple[str, datetime | None, Any] | None:
-    """(poll status, closes_at, the choice's poll id or None) in one query; None when the poll is unknown."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_STATE_SQL, [choice_id, poll_id])
-            return cursor.fetchone()
-    choice_poll = ChoiceReplica.objects.filter(pk=choice_id, deleted=False).values("poll_id")[:1]
-    return (
-        PollReplica.objects.filter(pk=poll_id)
-        .annotate(choice_poll=Subquery(choice_poll))
-        .values_list("status", "closes_at", "choice_poll")
-        .first()
-    )
 
 
 def _poll_not_found() -> UnprocessableEntity:
     return UnprocessableEntity("The poll does not exist.", code="poll-not-found", errors={"poll": ["Unknown poll."]})
 
 
-def _check_votable(*, poll_id: uuid.UUID, choice_id: uuid.UUID) -> None:
-    """Raise 422 unless the poll exists and is open and the choice belongs to it; replica misses fetch."""
-    state = _poll_and_choice_state(poll_id, choice_id)
-    if state is None:
-        if poll_replica_ensure(poll_id=poll_id) is None:
-            raise _poll_not_found()
-        state = _poll_and_choice_state(poll_id, choice_id)
-        if state is None:
-            raise _poll_not_found()
-    status, closes_at, choice_poll = state
-    if status == PollReplica.Status.DRAFT:
-        # Possibly just opened, its event still on the way: ask once (never on the path of a warm open poll).
-        fresh = poll_replica_refresh(poll_id=poll_id)
-        if fresh is None:
-            raise _poll_not_found()
-        status, closes_at = fresh.status, fresh.closes_at
-    if status == PollReplica.Status.DELETED:
-        raise _poll_not_found()
-    if not poll_is_open(status=status, closes_at=closes_at):
-        raise UnprocessableEntity("The poll is not open for voting.", code="poll-not-open")
-    if choice_poll is None:
-        replica = choice_replica_ensure(choice_id=choice_id)
-        choice_poll = replica.poll_id if replica is not None and not replica.deleted else None
-    if choice_poll != poll_id:
-        raise UnprocessableEntity(
-            "The choice does not belong to this poll.",
-            code="choice-not-in-poll",
-            errors={"choice": ["This choice is not one of the poll's choices."]},
-        )
-
-
-def _is_double_vote(exc: IntegrityError, *, poll_id: uuid.UUID, voter_id: int) -> bool:
-    """Whether the insert failed on the one-vote-per-poll constraint (PostgreSQL names it; SQLite, used
-    by the embedded development setup, does not, so there the existing vote is looked up)."""
-    constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
-    if constraint is not None:
-        return constraint == ONE_VOTE_CONSTRAINT
-    return Vote.objects.filter(poll_id=poll_id, voter_id=voter_id).exists()
+def _choice_not_in_poll() -> UnprocessableEntity:
+    return UnprocessableEntity(
+        "The choice does not belong to this poll.",
+        code="choice-not-in-poll",
+        errors={"choice": ["This choice is not one of the poll's choices."]},
+    )
 
 
 def _vote_event(vote: Vote) -> dict[str, Any]:
@@ -250,19 +175,194 @@ def _vote_event(vote: Vote) -> dict[str, Any]:
     }
 
 
+class _Attempt(NamedTuple):
+    """What one cast attempt saw: the poll replica (None: unknown here), the choice's poll (None:
+    unknown here or deleted) and whether the vote was inserted."""
+
+    status: str | None
+    is_open: bool
+    choice_poll: uuid.UUID | None
+    inserted: bool
+
+
+_POLL, _CHOICE, _VOTE, _OUTBOX = (
+    connection.ops.quote_name(model._meta.db_table) for model in (PollReplica, ChoiceReplica, Vote, OutboxEvent)
+)
+
+# The whole vote on PostgreSQL, one statement (its own transaction in autocommit; one round trip):
+# - ``poll`` reads the replica row FOR SHARE: a seal (FOR UPDATE) in progress makes it wait and then
+#   see the sealed row; a seal that starts later waits until this vote has committed.
+# - ``vote`` inserts only if the poll is open and the choice is one of its live choices; ON CONFLICT
+#   on the one-vote constraint makes a double vote insert nothing (no exception, no extra lookup).
+# - ``event`` inserts the outbox row (envelope built in Python) only for an inserted vote.
+# - The result maps every refusal: unknown poll or choice (fetch, retry), draft, not open, wrong poll,
+#   already voted.
+_CAST_SQL = f"""
+WITH poll AS MATERIALIZED (
+    SELECT status, (status = 'open' AND (closes_at IS NULL OR closes_at > %(now)s)) AS is_open
+    FROM {_POLL} WHERE id = %(poll_id)s FOR SHARE
+), choice AS MATERIALIZED (
+    SELECT poll_id FROM {_CHOICE} WHERE id = %(choice_id)s AND NOT deleted
+), vote AS (
+    INSERT INTO {_VOTE} (id, poll_id, choice_id, voter_id, version, created_at, updated_at)
+    SELECT %(vote_id)s, %(poll_id)s, %(choice_id)s, %(voter_id)s, 1, %(now)s, %(now)s
+    FROM poll, choice WHERE poll.is_open AND choice.poll_id = %(poll_id)s
+    ON CONFLICT (poll_id, voter_id) DO NOTHING
+    RETURNING id
+), event AS (
+    INSERT INTO {_OUTBOX} (event_id, event_type, aggregate_id, envelope, created_at, attempts, last_error)
+    SELECT %(event_id)s, 'vote.cast', %(vote_id_text)s, %(envelope)s::jsonb, %(now)s, 0, ''
+    FROM vote
+)
+SELECT (SELECT status FROM poll), COALESCE((SELECT is_open FROM poll), FALSE), (SELECT poll_id FROM choice),
+       EXISTS (SELECT FROM vote)
+"""
+
+
+def _cast_event(vote: Vote, now: datetime) -> Event:
+    """The ``vote.cast`` envelope ``emit()`` would store, built before the statement that stores it."""
+    data = _vote_event(vote)
+    if servicekit_settings.EVENTS_VALIDATE:
+        get_registry().validate_data("vote.cast", data)
+    return Event(
+        id=str(uuid.uuid4()),
+        type="vote.cast",
+        occurred_at=now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        producer=servicekit_settings.SERVICE_NAME,
+        aggregate_id=data["id"],
+        data=data,
+        traceparent=current_traceparent(),
+        version=vote.version,
+    )
+
+
+def _cast_in_one_statement(vote: Vote, params: dict[str, Any]) -> _Attempt:
+    with connection.cursor() as cursor:
+        cursor.execute(_CAST_SQL, params)
+        attempt = _Attempt(*cursor.fetchone())
+    if attempt.inserted:
+        # Immediately in autocommit (the statement has committed); after the caller's commit otherwise.
+        transaction.on_commit(request_relay)
+        results_invalidate_on_commit(poll_id=vote.poll_id)
+    return attempt
+
+
+def _cast_with_the_orm(vote: Vote) -> _Attempt:
+    """The same attempt for other databases (SQLite, the embedded defaults): one transaction. The row
+    lock is a no-op on SQLite, whose transactions take the write lock at BEGIN (IMMEDIATE): it
+    serialises them with every other writer, a seal included."""
+    choice_poll = ChoiceReplica.objects.filter(pk=vote.choice_id, deleted=False).values("poll_id")[:1]
+    with transaction.atomic():
+        row = (
+            PollReplica.objects.select_for_update()
+            .filter(pk=vote.poll_id)
+            .annotate(choice_poll=Subquery(choice_poll))
+            .values_list("status", "closes_at", "choice_poll")
+            .first()
+        )
+        if row is None:
+            return _Attempt(None, False, None, False)
+        status, closes_at, found = row
+        is_open = poll_is_open(status=status, closes_at=closes_at, now=vote.created_at)
+        if not is_open or found != vote.poll_id:
+            return _Attempt(status, is_open, found, False)
+        try:
+            with transaction.atomic():
+                vote.save(force_insert=True)
+        except IntegrityError:
+            if not Vote.objects.filter(poll_id=vote.poll_id, voter_id=vote.voter_id).exists():
+                raise
+            return _Attempt(status, is_open, found, False)
+        emit("vote.cast", aggregate_id=str(vote.id), version=vote.version, data=_vote_event(vote))
+        results_invalidate_on_commit(poll_id=vote.poll_id)
+    return _Attempt(status, is_open, found, True)
+
+
 def vote_cast(*, actor: Principal, poll_id: uuid.UUID, choice_id: uuid.UUID) -> Vote:
-    """Record the actor's vote; 409 if they already voted in this poll, 422 if the poll or choice forbid it."""
-    _check_votable(poll_id=poll_id, choice_id=choice_id)
-    try:
-        with transaction.atomic():
-            vote = Vote.objects.create(poll_id=poll_id, choice_id=choice_id, voter_id=actor.id)
-            emit("vote.cast", aggregate_id=str(vote.id), data=_vote_event(vote))
-            results_invalidate_on_commit(poll_id=poll_id)
-    except IntegrityError as exc:
-        if _is_double_vote(exc, poll_id=poll_id, voter_id=actor.id):
-            raise Conflict("You have already voted in this poll.", code="already-voted") from exc
-        raise
-    return vote
+    """Record the actor's vote; 409 if they already voted in this poll, 422 if the poll or choice forbid it.
+
+    A replica miss (unknown poll or choice, or a poll still ``draft`` here) is fetched from its owner,
+    stored by version, and the attempt repeated once.
+    """
+    now = timezone.now()
+    vote = Vote(id=uuid.uuid4(), poll_id=poll_id, choice_id=choice_id, voter_id=actor.id)
+    vote.created_at = vote.updated_at = now
+    if connection.vendor == "postgresql":
+        event = _cast_event(vote, now)
+        params = {
+            "now": now,
+            "poll_id": poll_id,
+            "choice_id": choice_id,
+            "vote_id": vote.id,
+            "vote_id_text": event.aggregate_id,
+            "voter_id": actor.id,
+            "event_id": uuid.UUID(event.id),
+            "envelope": json.dumps(event.envelope()),
+        }
+
+        def attempt() -> _Attempt:
+            return _cast_in_one_statement(vote, params)
+
+    else:
+
+        def attempt() -> _Attempt:
+            return _cast_with_the_orm(vote)
+
+    fetched: set[str] = set()
+    while True:
+        seen = attempt()
+        if seen.inserted:
+            vote._state.adding = False
+            vote._state.db = connection.alias
+            return vote
+        if seen.status is None:
+            if "poll" in fetched or poll_replica_get_or_fetch(poll_id=poll_id) is None:
+                raise _poll_not_found()
+            fetched |= {"poll", "draft"}  # just fetched: a draft is a draft
+            continue
+        if seen.status == PollReplica.Status.DRAFT and "draft" not in fetched:
+            # Possibly just opened, its event still on the way: ask once (never on the path of a warm open poll).
+            fetched.add("draft")
+            if poll_replica_fetch(poll_id=poll_id) is None:
+                raise _poll_not_found()
+            continue
+        if seen.status == PollReplica.Status.DELETED:
+            raise _poll_not_found()
+        if not seen.is_open:
+            raise UnprocessableEntity("The poll is not open for voting.", code="poll-not-open")
+        if seen.choice_poll is None and "choice" not in fetched:
+            fetched.add("choice")
+            choice = choice_replica_get_or_fetch(choice_id=choice_id)
+            if choice is None or choice.deleted or choice.poll_id != poll_id:
+                raise _choice_not_in_poll()
+            continue
+        if seen.choice_poll != poll_id:
+            raise _choice_not_in_poll()
+        raise Conflict("You have already voted in this poll.", code="already-voted")
+
+
+_POLL_FOR_SHARE_SQL = (
+    f"SELECT status, (status = 'open' AND (closes_at IS NULL OR closes_at > %s)) FROM {_POLL} WHERE id = %s FOR SHARE"
+)
+
+
+def _lock_open_poll(*, poll_id: uuid.UUID, refused: str) -> None:
+    """Inside the caller's transaction: hold ``FOR SHARE`` on the poll replica row (a seal waits for this
+    transaction) and raise 422 unless the poll is open. SQLite serialises writers: a plain read there."""
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_POLL_FOR_SHARE_SQL, [now, poll_id])
+            row = cursor.fetchone()
+        status, is_open = row if row is not None else (None, False)
+    else:
+        poll = PollReplica.objects.filter(pk=poll_id).first()
+        status = poll.status if poll is not None else None
+        is_open = poll is not None and poll.is_open_at(now)
+    if status is None or status == PollReplica.Status.DELETED:
+        raise _poll_not_found()
+    if not is_open:
+        raise UnprocessableEntity(refused, code="poll-not-open")
 
 
 def _own_vote_for_update(*, actor: Principal, vote_id: uuid.UUID) -> Vote:
@@ -274,17 +374,23 @@ def _own_vote_for_update(*, actor: Principal, vote_id: uuid.UUID) -> Vote:
 
 def vote_change(*, actor: Principal, vote: Vote, choice_id: uuid.UUID) -> Vote:
     """Move the actor's vote to another choice of the same poll while the poll is open."""
-    _check_votable(poll_id=vote.poll_id, choice_id=choice_id)
+    # A miss asks choice_service before the transaction: no call while the poll's row is held.
+    choice = choice_replica_get_or_fetch(choice_id=choice_id)
     with transaction.atomic():
+        _lock_open_poll(poll_id=vote.poll_id, refused="The poll is not open for voting.")
         locked = _own_vote_for_update(actor=actor, vote_id=vote.pk)
         if locked.choice_id == choice_id:
             return locked
+        if choice is None or choice.deleted or choice.poll_id != locked.poll_id:
+            raise _choice_not_in_poll()
         previous = locked.choice_id
         locked.choice_id = choice_id
-        locked.save(update_fields=["choice_id", "updated_at"])
+        locked.version += 1
+        locked.save(update_fields=["choice_id", "version", "updated_at"])
         emit(
             "vote.changed",
             aggregate_id=str(locked.id),
+            version=locked.version,
             data={**_vote_event(locked), "previous_choice_id": str(previous)},
         )
         results_invalidate_on_commit(poll_id=locked.poll_id)
@@ -293,12 +399,10 @@ def vote_change(*, actor: Principal, vote: Vote, choice_id: uuid.UUID) -> Vote:
 
 def vote_retract(*, actor: Principal, vote: Vote) -> None:
     """Withdraw the actor's vote while the poll is open; they may vote again afterwards."""
-    poll = PollReplica.objects.filter(pk=vote.poll_id).first()
-    if poll is None or not poll_is_open(status=poll.status, closes_at=poll.closes_at):
-        raise UnprocessableEntity("The poll is not open; votes can no longer be retracted.", code="poll-not-open")
     with transaction.atomic():
+        _lock_open_poll(poll_id=vote.poll_id, refused="The poll is not open; votes can no longer be retracted.")
         locked = _own_vote_for_update(actor=actor, vote_id=vote.pk)
         data = _vote_event(locked)
         locked.delete()
-        emit("vote.retracted", aggregate_id=data["id"], data=data)
+        emit("vote.retracted", aggregate_id=data["id"], version=locked.version + 1, data=data)
         results_invalidate_on_commit(poll_id=vote.poll_id)

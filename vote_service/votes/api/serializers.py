@@ -10,7 +10,6 @@ from rest_framework import serializers
 from servicekit.api.hal import action, link, links_field
 from servicekit.api.strict_fields import StrictUUIDField
 from votes.models import PollReplica, Vote
-from votes.services import poll_is_open
 
 
 class VoteSerializer(serializers.Serializer):
@@ -37,7 +36,7 @@ class VoteHALSerializer(VoteSerializer):
             "choice": link(f"/api/v3/choices/{vote.choice_id}/"),
         }
         poll: PollReplica | None = (self.context.get("polls") or {}).get(vote.poll_id)
-        if poll is not None and poll_is_open(status=poll.status, closes_at=poll.closes_at):
+        if poll is not None and poll.is_open_at():
             links["change"] = action(href, "PATCH")
             links["retract"] = action(href, "DELETE")
         return links

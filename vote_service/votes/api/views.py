@@ -112,7 +112,7 @@ class ResultsView(VersionedAPIView):
         parameters=[OpenApiParameter("poll_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The poll.")],
     )
     def get(self, request: Any, poll_id: uuid.UUID, **kwargs: Any) -> Response:
-        poll = services.poll_replica_ensure(poll_id=poll_id)
+        poll = services.poll_replica_get_or_fetch(poll_id=poll_id)
         if poll is None or not selectors.poll_visible(actor=self.actor, poll=poll):
             raise Http404
         body = results.results_get(poll_id=poll_id)

@@ -1,7 +1,6 @@
 import uuid
 
 import factory
-from django.utils import timezone
 
 from votes.models import ChoiceReplica, PollReplica, Vote
 
@@ -14,7 +13,7 @@ class PollReplicaFactory(factory.django.DjangoModelFactory):
     owner_id = factory.Sequence(lambda n: 1000 + n)
     status = PollReplica.Status.OPEN
     closes_at = None
-    source_time = factory.LazyFunction(timezone.now)
+    version = 1
 
 
 class ChoiceReplicaFactory(factory.django.DjangoModelFactory):
@@ -24,7 +23,7 @@ class ChoiceReplicaFactory(factory.django.DjangoModelFactory):
     id = factory.LazyFunction(uuid.uuid4)
     poll_id = factory.LazyFunction(lambda: PollReplicaFactory().id)
     position = factory.Sequence(lambda n: n)
-    source_time = factory.LazyFunction(timezone.now)
+    version = 1
 
 
 class VoteFactory(factory.django.DjangoModelFactory):

@@ -102,7 +102,8 @@ def test_draft_poll_is_rechecked_and_refused_while_still_draft(voter, fake_polls
     poll = PollReplicaFactory(status="draft", owner_id=OWNER_ID)
     choice = ChoiceReplicaFactory(poll_id=poll.id)
     fake_polls.respond(
-        f"/internal/polls/{poll.id}/", {"id": str(poll.id), "owner_id": OWNER_ID, "status": "draft", "closes_at": None}
+        f"/internal/polls/{poll.id}/",
+        {"id": str(poll.id), "owner_id": OWNER_ID, "status": "draft", "closes_at": None, "version": 1},
     )
     body = problem(cast(voter, poll, choice), 422)
     assert body["type"].endswith("/poll-not-open")
@@ -112,10 +113,27 @@ def test_poll_opened_before_its_event_arrived_accepts_the_vote(voter, fake_polls
     poll = PollReplicaFactory(status="draft", owner_id=OWNER_ID)
     choice = ChoiceReplicaFactory(poll_id=poll.id)
     fake_polls.respond(
-        f"/internal/polls/{poll.id}/", {"id": str(poll.id), "owner_id": OWNER_ID, "status": "open", "closes_at": None}
+        f"/internal/polls/{poll.id}/",
+        {"id": str(poll.id), "owner_id": OWNER_ID, "status": "open", "closes_at": None, "version": 2},
     )
     assert cast(voter, poll, choice).status_code == 201
     assert PollReplica.objects.get(pk=poll.id).status == "open"
+    assert len(fake_polls.requests) == 1
+
+
+def test_draft_refetch_is_stored_by_version_never_over_a_newer_state(voter, fake_polls):
+    # polls_service answers with an older version than the replica holds (a late read): nothing changes.
+    poll = PollReplicaFactory(status="draft", owner_id=OWNER_ID, version=4)
+    choice = ChoiceReplicaFactory(poll_id=poll.id)
+    fake_polls.respond(
+        f"/internal/polls/{poll.id}/",
+        {"id": str(poll.id), "owner_id": OWNER_ID, "status": "open", "closes_at": None, "version": 3},
+    )
+    body = problem(cast(voter, poll, choice), 422)
+    assert body["type"].endswith("/poll-not-open")
+    replica = PollReplica.objects.get(pk=poll.id)
+    assert (replica.status, replica.version) == ("draft", 4)
+    assert len(fake_polls.requests) == 1 and not Vote.objects.exists()
 
 
 def test_poll_open_until_a_future_closes_at(voter):
@@ -166,21 +184,23 @@ def test_malformed_json_is_400(voter):
 def test_unknown_poll_is_fetched_with_its_choices_then_the_vote_succeeds(voter, client_for, fake_polls, fake_choices):
     poll_id, choice_id, other_choice = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     fake_polls.respond(
-        f"/internal/polls/{poll_id}/", {"id": str(poll_id), "owner_id": OWNER_ID, "status": "open", "closes_at": None}
+        f"/internal/polls/{poll_id}/",
+        {"id": str(poll_id), "owner_id": OWNER_ID, "status": "open", "closes_at": None, "version": 2},
     )
     fake_choices.respond(
         f"/internal/polls/{poll_id}/choices/",
         {
             "poll_id": str(poll_id),
             "choices": [
-                {"id": str(choice_id), "text": "A", "position": 0},
-                {"id": str(other_choice), "text": "B", "position": 1},
+                {"id": str(choice_id), "text": "A", "position": 0, "version": 1},
+                {"id": str(other_choice), "text": "B", "position": 1, "version": 3},
             ],
         },
     )
     response = voter.post(VOTES, {"poll": str(poll_id), "choice": str(choice_id)}, format="json")
     assert response.status_code == 201, response.content
-    assert PollReplica.objects.get(pk=poll_id).status == "open"
+    replica = PollReplica.objects.get(pk=poll_id)
+    assert (replica.status, replica.version) == ("open", 2)
     assert set(ChoiceReplica.objects.filter(poll_id=poll_id).values_list("id", flat=True)) == {choice_id, other_choice}
     assert fake_polls.requests[0].authorization.startswith("Service ")
     # Warm replicas: the next voter causes no call at all.
@@ -193,11 +213,12 @@ def test_unknown_choice_is_fetched(voter, open_poll, fake_choices):
     choice_id = uuid.uuid4()
     fake_choices.respond(
         f"/internal/choices/{choice_id}/",
-        {"id": str(choice_id), "poll_id": str(open_poll.id), "text": "New", "position": 9},
+        {"id": str(choice_id), "poll_id": str(open_poll.id), "text": "New", "position": 9, "version": 4},
     )
     response = voter.post(VOTES, {"poll": str(open_poll.id), "choice": str(choice_id)}, format="json")
     assert response.status_code == 201, response.content
-    assert ChoiceReplica.objects.get(pk=choice_id).poll_id == open_poll.id
+    replica = ChoiceReplica.objects.get(pk=choice_id)
+    assert (replica.poll_id, replica.position, replica.version) == (open_poll.id, 9, 4)
 
 
 def test_unknown_poll_everywhere_is_422(voter, fake_polls, fake_choices):
@@ -270,6 +291,7 @@ def test_retract_while_open_then_vote_again(voter, open_poll):
     assert not Vote.objects.exists()
     retracted = OutboxEvent.objects.get(event_type="vote.retracted")
     assert retracted.envelope["data"]["choice_id"] == str(first.id)
+    assert retracted.envelope["version"] == 2  # the vote's version + 1: newer than its cast
     problem(voter.delete(f"{VOTES}{vote_id}/"), 404)
     assert cast(voter, open_poll, second).status_code == 201
 
@@ -341,11 +363,12 @@ def test_results_of_an_unknown_poll_are_404(anon, fake_polls, fake_choices):
 def test_results_of_a_poll_missing_here_are_fetched(anon, fake_polls, fake_choices):
     poll_id, choice_id = uuid.uuid4(), uuid.uuid4()
     fake_polls.respond(
-        f"/internal/polls/{poll_id}/", {"id": str(poll_id), "owner_id": 1, "status": "closed", "closes_at": None}
+        f"/internal/polls/{poll_id}/",
+        {"id": str(poll_id), "owner_id": 1, "status": "closed", "closes_at": None, "version": 3},
     )
     fake_choices.respond(
         f"/internal/polls/{poll_id}/choices/",
-        {"poll_id": str(poll_id), "choices": [{"id": str(choice_id), "text": "A", "position": 0}]},
+        {"poll_id": str(poll_id), "choices": [{"id": str(choice_id), "text": "A", "position": 0, "version": 1}]},
     )
     body = anon.get(results_url(poll_id)).json()
     assert body["choices"] == [{"choice": str(choice_id), "votes": 0}]

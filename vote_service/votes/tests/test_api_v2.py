@@ -37,12 +37,19 @@ def test_change_moves_the_vote_and_announces_it(voter, open_poll, my_vote):
         "previous_choice_id": str(old.id),
         "voter_id": VOTER_ID,
     }
+    # The vote's version moves with each change; the event carries the version after it.
+    assert Vote.objects.get().version == event.envelope["version"] == 2
+    voter.patch(f"{VOTES}{my_vote['id']}/", {"choice": str(old.id)}, format="json")
+    assert Vote.objects.get().version == 3
+    changes = OutboxEvent.objects.filter(event_type="vote.changed").order_by("id")
+    assert [event.envelope["version"] for event in changes] == [2, 3]
 
 
 def test_change_to_the_same_choice_changes_nothing(voter, open_poll, my_vote):
     response = voter.patch(f"{VOTES}{my_vote['id']}/", {"choice": my_vote["choice"]}, format="json")
     assert response.status_code == 200
     assert not OutboxEvent.objects.filter(event_type="vote.changed").exists()
+    assert Vote.objects.get().version == 1
 
 
 def test_change_to_a_choice_of_another_poll_is_422(voter, my_vote):

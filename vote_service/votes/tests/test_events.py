@@ -1,4 +1,4 @@
-"""Consumers: poll.* and choice.* keep the replicas (once per event id) and invalidate cached results."""
+"""Consumers: poll.* and choice.* keep the replicas (once per event id, by version) and invalidate cached results."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from votes.tests.factories import ChoiceReplicaFactory, PollReplicaFactory
 pytestmark = pytest.mark.django_db
 
 
-def make_event(event_type: str, data: dict, *, occurred: datetime | None = None) -> Event:
+def make_event(event_type: str, data: dict, *, version: int | None, occurred: datetime | None = None) -> Event:
     occurred = occurred or datetime.now(UTC)
     return Event(
+        version=version,
         id=str(uuid.uuid4()),
         type=event_type,
         occurred_at=occurred.isoformat().replace("+00:00", "Z"),
@@ -38,40 +39,57 @@ def choice_data(choice_id, poll_id, position=0) -> dict:
 
 def test_poll_events_keep_the_replica():
     poll_id = uuid.uuid4()
-    apply_event(make_event("poll.created", poll_data(poll_id, "draft")))
+    apply_event(make_event("poll.created", poll_data(poll_id, "draft"), version=1))
     closes = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    apply_event(make_event("poll.opened", poll_data(poll_id, "open", closes)))
+    apply_event(make_event("poll.opened", poll_data(poll_id, "open", closes), version=2))
     replica = PollReplica.objects.get(pk=poll_id)
     assert replica.status == "open" and replica.closes_at is not None and replica.owner_id == 7
+    assert replica.version == 2
 
 
 def test_older_poll_event_is_ignored():
     poll_id = uuid.uuid4()
-    now = datetime.now(UTC)
-    apply_event(make_event("poll.closed", poll_data(poll_id, "closed"), occurred=now))
-    apply_event(make_event("poll.opened", poll_data(poll_id, "open"), occurred=now - timedelta(seconds=1)))
-    assert PollReplica.objects.get(pk=poll_id).status == "closed"
+    apply_event(make_event("poll.closed", poll_data(poll_id, "closed"), version=3))
+    apply_event(make_event("poll.opened", poll_data(poll_id, "open"), version=2))
+    replica = PollReplica.objects.get(pk=poll_id)
+    assert (replica.status, replica.version) == ("closed", 3)
+
+
+def test_an_event_of_the_version_already_held_changes_nothing():
+    poll = PollReplicaFactory(status="open", version=2)
+    apply_event(make_event("poll.closed", poll_data(poll.id, "closed"), version=2))
+    assert PollReplica.objects.get(pk=poll.id).status == "open"
+
+
+def test_an_event_without_a_version_is_ignored():
+    poll = PollReplicaFactory(status="open", version=2)
+    apply_event(make_event("poll.closed", poll_data(poll.id, "closed"), version=None))
+    assert PollReplica.objects.get(pk=poll.id).status == "open"
 
 
 def test_poll_deleted_is_a_tombstone():
-    poll = PollReplicaFactory(status="draft")
-    apply_event(make_event("poll.deleted", poll_data(poll.id, "draft")))
-    apply_event(make_event("poll.updated", poll_data(poll.id, "draft")))
+    poll = PollReplicaFactory(status="draft", version=1)
+    apply_event(make_event("poll.deleted", poll_data(poll.id, "draft"), version=3))
+    apply_event(make_event("poll.updated", poll_data(poll.id, "draft"), version=2))
     assert PollReplica.objects.get(pk=poll.id).status == "deleted"
 
 
 def test_choice_events_keep_the_replica_once():
     poll = PollReplicaFactory(status="draft")
     choice_id = uuid.uuid4()
-    created = make_event("choice.created", choice_data(choice_id, poll.id, 2))
+    created = make_event("choice.created", choice_data(choice_id, poll.id, 2), version=1)
     apply_event(created)
     apply_event(created)
     replica = ChoiceReplica.objects.get(pk=choice_id)
     assert (replica.poll_id, replica.position, replica.deleted) == (poll.id, 2, False)
-    apply_event(make_event("choice.updated", choice_data(choice_id, poll.id, 0)))
+    apply_event(make_event("choice.updated", choice_data(choice_id, poll.id, 0), version=2))
     assert ChoiceReplica.objects.get(pk=choice_id).position == 0
-    apply_event(make_event("choice.deleted", choice_data(choice_id, poll.id, 0)))
+    apply_event(make_event("choice.deleted", choice_data(choice_id, poll.id, 0), version=3))
     assert ChoiceReplica.objects.get(pk=choice_id).deleted
+    # A late update (older version) does not bring the deleted choice back.
+    apply_event(make_event("choice.updated", choice_data(choice_id, poll.id, 5), version=2))
+    replica = ChoiceReplica.objects.get(pk=choice_id)
+    assert replica.deleted and replica.position == 0 and replica.version == 3
 
 
 def test_choice_events_invalidate_cached_results(django_capture_on_commit_callbacks):
@@ -80,10 +98,10 @@ def test_choice_events_invalidate_cached_results(django_capture_on_commit_callba
     assert [c["choice"] for c in results_get(poll_id=poll.id)["choices"]] == [str(first.id)]
     added = uuid.uuid4()
     with django_capture_on_commit_callbacks(execute=True):
-        apply_event(make_event("choice.created", choice_data(added, poll.id, 1)))
+        apply_event(make_event("choice.created", choice_data(added, poll.id, 1), version=1))
     assert [c["choice"] for c in results_get(poll_id=poll.id)["choices"]] == [str(first.id), str(added)]
     with django_capture_on_commit_callbacks(execute=True):
-        apply_event(make_event("choice.deleted", choice_data(first.id, poll.id, 0)))
+        apply_event(make_event("choice.deleted", choice_data(first.id, poll.id, 0), version=2))
     assert [c["choice"] for c in results_get(poll_id=poll.id)["choices"]] == [str(added)]
 
 
