@@ -40,11 +40,9 @@ format: venv ## ruff format + safe ruff fixes over the repository
 migrations-check: venv ## fail when a model change lacks its migration (every service)
 	@bash scripts/test.sh migrations
 
-bench: venv ## benchmark the vote path through the gateway (scripts/bench.sh)
+bench: venv ## the vote path through the gateway beside a minimal baseline, one window (scripts/bench.sh; BENCH_ONLY=baseline)
 	@bash scripts/infra.sh wrk
-	@if [ -x scripts/bench.sh ]; then bash scripts/bench.sh; \
-	 elif [ -f scripts/bench.py ]; then $(VPY) scripts/bench.py; \
-	 else echo "bench: scripts/bench.sh is not written yet (issue 5)"; exit 1; fi
+	@bash scripts/bench.sh
 
 chaos: venv ## the large fault-injection run (tests/chaos, CHAOS_SCALE=full)
 	@bash scripts/infra.sh all
