@@ -7,7 +7,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from polls.models import Participation, Poll
+from polls.models import ChoiceReplica, Poll, VoteReplica
+from polls.selectors import with_choice_count
 from polls.services import poll_close, poll_delete
 from servicekit.errors import Problem
 from servicekit.principal import ROLE_OPERATOR, ROLE_USER, Principal
@@ -20,7 +21,16 @@ def _operator(request: HttpRequest) -> Principal:
 
 @admin.register(Poll)
 class PollAdmin(admin.ModelAdmin):
-    list_display = ("question", "status", "owner_username", "owner_id", "choice_count", "closes_at", "created_at")
+    list_display = (
+        "question",
+        "status",
+        "owner_username",
+        "owner_id",
+        "choice_count",
+        "version",
+        "closes_at",
+        "created_at",
+    )
     list_filter = ("status",)
     search_fields = ("question", "description", "owner_username", "=id")
     ordering = ("-created_at",)
@@ -30,6 +40,7 @@ class PollAdmin(admin.ModelAdmin):
         "owner_id",
         "owner_username",
         "choice_count",
+        "version",
         "opened_at",
         "closed_at",
         "created_at",
@@ -37,6 +48,14 @@ class PollAdmin(admin.ModelAdmin):
     )
     fields = ("id", "question", "description", "closes_at", *readonly_fields[1:])
     actions = ("close_polls", "delete_polls")
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return with_choice_count(super().get_queryset(request))
+
+    @admin.display(description="choices", ordering="choice_count")
+    def choice_count(self, poll: Poll) -> int:
+        """Live choices, from the choice-event projection."""
+        return poll.choice_count
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # polls are created through the API, with their event
@@ -72,13 +91,28 @@ class PollAdmin(admin.ModelAdmin):
         self.message_user(request, f"Deleted {deleted} poll(s).", messages.SUCCESS)
 
 
-@admin.register(Participation)
-class ParticipationAdmin(admin.ModelAdmin):
-    list_display = ("poll_id", "voter_id", "created_at")
-    search_fields = ("=poll_id", "=voter_id")
+class ReplicaAdmin(admin.ModelAdmin):
+    """Read-only: projections change only through the events they are kept from."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Participation | None = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(VoteReplica)
+class VoteReplicaAdmin(ReplicaAdmin):
+    list_display = ("id", "poll_id", "voter_id", "deleted", "version")
+    list_filter = ("deleted",)
+    search_fields = ("=id", "=poll_id", "=voter_id")
+
+
+@admin.register(ChoiceReplica)
+class ChoiceReplicaAdmin(ReplicaAdmin):
+    list_display = ("id", "poll_id", "deleted", "version")
+    list_filter = ("deleted",)
+    search_fields = ("=id", "=poll_id")

@@ -1,30 +1,22 @@
-"""Event consumers of polls_service: the ``choice_count`` and participation projections.
+"""Event consumers of polls_service: the choice and vote projections (``ChoiceReplica``, ``VoteReplica``).
 
-The framework runs each handler in one transaction together with its inbox record, so a redelivered
-event changes nothing.
+Each handler takes the not-yet-applied events of one delivered batch and writes them in one statement,
+by version (servicekit.replicas): the framework runs it in one transaction together with the batch's
+inbox records, so a redelivered event changes nothing, and events applied late or out of order
+(a retraction before its cast) end in the same state.
 """
 
 from __future__ import annotations
 
-from polls.services import participation_forget, participation_record, poll_choice_count_adjust
+from polls.services import choice_replicas_apply, vote_replicas_apply
 from servicekit.events import Event, handles
 
 
-@handles("choice.created")
-def on_choice_created(event: Event) -> None:
-    poll_choice_count_adjust(poll_id=event.data["poll_id"], delta=1)
+@handles("choice.created", "choice.updated", "choice.deleted", batch=True)
+def on_choice_events(events: list[Event]) -> None:
+    choice_replicas_apply(events)
 
 
-@handles("choice.deleted")
-def on_choice_deleted(event: Event) -> None:
-    poll_choice_count_adjust(poll_id=event.data["poll_id"], delta=-1)
-
-
-@handles("vote.cast")
-def on_vote_cast(event: Event) -> None:
-    participation_record(poll_id=event.data["poll_id"], voter_id=event.data["voter_id"])
-
-
-@handles("vote.retracted")
-def on_vote_retracted(event: Event) -> None:
-    participation_forget(poll_id=event.data["poll_id"], voter_id=event.data["voter_id"])
+@handles("vote.cast", "vote.retracted", batch=True)
+def on_vote_events(events: list[Event]) -> None:
+    vote_replicas_apply(events)

@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models.functions import Length
 from django.db.models.lookups import GreaterThanOrEqual
 
+from servicekit.replicas import Replica
+
 QUESTION_MAX = 500
 DESCRIPTION_MAX = 5000
 MIN_CHOICES_TO_OPEN = 2
@@ -33,8 +35,8 @@ class Poll(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Projection of choice_service: how many choices the poll has (kept from choice events).
-    choice_count = models.PositiveIntegerField(default=0)
+    # Incremented in the same transaction as every change; events, internal reads and gate commands carry it.
+    version = models.BigIntegerField(default=1)
 
     class Meta:
         ordering = ("-created_at", "-id")
@@ -63,15 +65,32 @@ class Poll(models.Model):
         return self.status == PollStatus.OPEN
 
 
-class Participation(models.Model):
-    """Projection of vote_service: this user has a vote on this poll (drives the v3 ``vote`` link)."""
+class VoteReplica(Replica):
+    """Projection of vote_service, one row per vote (``id`` = the vote's): drives the v3 ``vote`` link.
+
+    Kept from vote.cast / vote.retracted by version (a retraction is stored as ``deleted`` at its version).
+    """
 
     poll_id = models.UUIDField()
     voter_id = models.BigIntegerField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    deleted = models.BooleanField(default=False)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=("poll_id", "voter_id"), name="participation_unique_voter")]
+        # Serves both the v3 links (voter_id = x AND poll_id IN (...)) and a poll's deletion (poll_id = x).
+        indexes = [models.Index(fields=("poll_id", "voter_id"), name="votereplica_poll_voter_idx")]
 
     def __str__(self) -> str:
-        return f"{self.voter_id} on {self.poll_id}"
+        return f"vote {self.id} of {self.voter_id} on {self.poll_id}{' (retracted)' if self.deleted else ''}"
+
+
+class ChoiceReplica(Replica):
+    """Projection of choice_service, one row per choice (``id`` = the choice's): how many a poll has.
+
+    Kept from choice.created / updated / deleted by version (a deletion is stored as ``deleted``).
+    """
+
+    poll_id = models.UUIDField(db_index=True)
+    deleted = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"choice {self.id} of {self.poll_id}{' (deleted)' if self.deleted else ''}"

@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from polls.models import Participation, Poll, PollStatus
+from polls.models import ChoiceReplica, Poll, PollStatus, VoteReplica
 from servicekit.permissions import is_operator, is_principal
 
 
@@ -39,14 +40,28 @@ def poll_get(*, poll_id: Any) -> Poll | None:
         return None
 
 
+def with_choice_count(polls: QuerySet[Poll]) -> QuerySet[Poll]:
+    """``polls`` annotated with ``choice_count``: the live choices of each kept from choice events
+    (a subquery, so a list stays one query)."""
+    live = (
+        ChoiceReplica.objects.filter(poll_id=OuterRef("pk"), deleted=False)
+        .order_by()
+        .values("poll_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return polls.annotate(choice_count=Coalesce(Subquery(live, output_field=IntegerField()), Value(0)))
+
+
 def polls_voted_by(*, actor: Any, poll_ids: Iterable[UUID]) -> set[UUID]:
-    """Of ``poll_ids``, those the caller has a vote on (from the vote-event projection); one query."""
+    """Of ``poll_ids``, those the caller has a live vote on (from the vote-event projection); one query."""
     if not is_principal(actor):
         return set()
     ids = list(poll_ids)
     if not ids:
         return set()
-    return set(Participation.objects.filter(voter_id=actor.id, poll_id__in=ids).values_list("poll_id", flat=True))
+    votes = VoteReplica.objects.filter(voter_id=actor.id, poll_id__in=ids, deleted=False)
+    return set(votes.values_list("poll_id", flat=True).distinct())
 
 
 def polls_due_to_close(*, now: Any) -> QuerySet[Poll]:

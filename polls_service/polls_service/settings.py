@@ -21,8 +21,9 @@ globals().update(
 _production = env.str("DJANGO_ENV", default="development") == "production"
 SERVICEKIT.update(issuer_settings(run=RUN_DIR, production=_production))  # noqa: F821 - set by common_settings
 
-# --- Other services (polls asks choice_service how many choices a poll has when opening it) -------------
+# --- Gates, called before polls_service commits: open freezes choices, close/delete seal votes ----------
 CHOICE_INTERNAL_URL = env.str("CHOICE_INTERNAL_URL", default="http://127.0.0.1:8002")
+VOTE_INTERNAL_URL = env.str("VOTE_INTERNAL_URL", default="http://127.0.0.1:8003")
 
 # --- Periodic tasks: close open polls whose closes_at has passed ----------------------------------------
 CELERY_BEAT_SCHEDULE["polls-close-expired"] = {  # noqa: F821 - set by common_settings

@@ -24,5 +24,11 @@ class InternalPollView(APIView):
         if poll is None:
             raise Problem("No such poll.", status=404, code="not-found")
         return Response(
-            {"id": str(poll.id), "owner_id": poll.owner_id, "status": poll.status, "closes_at": poll.closes_at}
+            {
+                "id": str(poll.id),
+                "owner_id": poll.owner_id,
+                "status": poll.status,
+                "closes_at": poll.closes_at,
+                "version": poll.version,
+            }
         )

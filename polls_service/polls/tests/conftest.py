@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
+from polls import clients
+from polls.tests.upstream import GateUpstream
 from servicekit.principal import Principal
 from servicekit.testing import auth_headers
-from servicekit.testing_upstream import FakeUpstream
 
 
 @dataclass
@@ -74,20 +75,37 @@ def anonymous() -> Caller:
 
 
 @pytest.fixture(autouse=True)
-def fake_choices(settings: Any) -> Iterator[FakeUpstream]:
-    """choice_service as a real HTTP server on a free port (never whatever runs on 8002)."""
-    with FakeUpstream() as upstream:
-        settings.CHOICE_INTERNAL_URL = upstream.url
+def fake_choices(settings: Any) -> Iterator[GateUpstream]:
+    """choice_service (its freeze gate) as a real HTTP server on a free port (never whatever runs on 8002)."""
+    with _gate(settings, "CHOICE_INTERNAL_URL") as upstream:
         yield upstream
 
 
+@pytest.fixture(autouse=True)
+def fake_votes(settings: Any) -> Iterator[GateUpstream]:
+    """vote_service (its seal gate) as a real HTTP server on a free port (never whatever runs on 8003)."""
+    with _gate(settings, "VOTE_INTERNAL_URL") as upstream:
+        yield upstream
+
+
+@contextmanager
+def _gate(settings: Any, setting: str) -> Iterator[GateUpstream]:
+    with GateUpstream() as upstream:
+        setattr(settings, setting, upstream.url)
+        try:
+            yield upstream
+        finally:
+            # Breaker state is shared through the cache: a test that broke a gate must not open it for the next.
+            for client in (clients._choices_client(), clients._votes_client()):
+                client.reset_breaker()
+
+
 @pytest.fixture
-def with_choices(fake_choices: FakeUpstream) -> Callable[[Any, int], None]:
-    """Make choice_service report ``n`` choices for a poll."""
+def with_choices(fake_choices: GateUpstream) -> Callable[[Any, int], None]:
+    """Make choice_service hold ``n`` choices for a poll (what its freeze gate counts)."""
 
     def give(poll: Any, n: int) -> None:
-        choices = [{"id": str(uuid.uuid4()), "text": f"Choice {i}", "position": i} for i in range(n)]
-        fake_choices.respond(f"/internal/polls/{poll.id}/choices/", {"poll_id": str(poll.id), "choices": choices})
+        fake_choices.choices[str(poll.id)] = n
 
     return give
 

@@ -1,11 +1,13 @@
-"""factory_boy factories for polls."""
+"""factory_boy factories for polls and the projections polls keeps."""
 
 from __future__ import annotations
+
+import uuid
 
 import factory
 from django.utils import timezone
 
-from polls.models import Participation, Poll, PollStatus
+from polls.models import ChoiceReplica, Poll, PollStatus, VoteReplica
 
 
 class PollFactory(factory.django.DjangoModelFactory):
@@ -17,21 +19,33 @@ class PollFactory(factory.django.DjangoModelFactory):
     status = PollStatus.DRAFT
     owner_id = 1
     owner_username = factory.LazyAttribute(lambda poll: f"user{poll.owner_id}")
-    choice_count = 0
 
     class Params:
-        opened = factory.Trait(status=PollStatus.OPEN, choice_count=2, opened_at=factory.LazyFunction(timezone.now))
+        opened = factory.Trait(status=PollStatus.OPEN, version=2, opened_at=factory.LazyFunction(timezone.now))
         closed = factory.Trait(
             status=PollStatus.CLOSED,
-            choice_count=2,
+            version=3,
             opened_at=factory.LazyFunction(timezone.now),
             closed_at=factory.LazyFunction(timezone.now),
         )
 
 
-class ParticipationFactory(factory.django.DjangoModelFactory):
+class VoteReplicaFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = Participation
+        model = VoteReplica
 
+    id = factory.LazyFunction(uuid.uuid4)
+    version = 1
     poll_id = factory.LazyAttribute(lambda _: PollFactory().id)
     voter_id = 2
+    deleted = False
+
+
+class ChoiceReplicaFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ChoiceReplica
+
+    id = factory.LazyFunction(uuid.uuid4)
+    version = 1
+    poll_id = factory.LazyAttribute(lambda _: PollFactory().id)
+    deleted = False

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from polls.models import Poll
-from polls.tests.factories import PollFactory
+from polls.tests.factories import ChoiceReplicaFactory, PollFactory, VoteReplicaFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -27,6 +27,31 @@ def test_changelist_lists_polls(staff_client) -> None:
     response = staff_client.get(CHANGELIST)
     assert response.status_code == 200 and "Visible in the admin?" in response.content.decode()
     assert staff_client.get(f"{CHANGELIST}{poll.pk}/change/").status_code == 200  # read-only view
+
+
+def test_choice_count_is_the_live_choices_of_the_projection(staff_client, django_assert_max_num_queries) -> None:
+    polls = PollFactory.create_batch(3)
+    ChoiceReplicaFactory.create_batch(2, poll_id=polls[0].id)
+    ChoiceReplicaFactory(poll_id=polls[0].id, deleted=True, version=2)
+    response = staff_client.get(CHANGELIST, {"o": "5"})  # ordered by the choices column
+    assert response.status_code == 200
+    counts = [poll.choice_count for poll in response.context["cl"].result_list]
+    assert sorted(counts) == [0, 0, 2]
+    with django_assert_max_num_queries(12):  # the count is a subquery, not a query per poll
+        staff_client.get(CHANGELIST)
+    change = staff_client.get(f"{CHANGELIST}{polls[0].pk}/change/")
+    assert change.status_code == 200 and change.context["original"].choice_count == 2
+
+
+def test_projections_are_read_only_in_the_admin(staff_client) -> None:
+    vote = VoteReplicaFactory(voter_id=5)
+    choice = ChoiceReplicaFactory()
+    for base, row in (("/admin/polls/polls/votereplica/", vote), ("/admin/polls/polls/choicereplica/", choice)):
+        assert staff_client.get(base).status_code == 200
+        assert str(row.pk) in staff_client.get(base).content.decode()
+        assert staff_client.get(f"{base}{row.pk}/change/").status_code == 200
+        assert staff_client.get(f"{base}add/").status_code == 403
+        assert staff_client.post(f"{base}{row.pk}/delete/", {"post": "yes"}).status_code == 403
 
 
 def test_close_action_goes_through_the_service(staff_client, outbox) -> None:

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from polls.models import Poll
+from polls.selectors import with_choice_count
 from polls.tests.factories import PollFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +33,7 @@ def test_create_ignores_owner_and_status_in_the_body(version, other) -> None:
     assert response.status_code == 201, response.content
     body = response.json()
     assert (body["question"], body["status"], body["owner"]) == ("Tea or coffee?", "draft", other.id)
-    poll = Poll.objects.get(pk=body["id"])
+    poll = with_choice_count(Poll.objects.filter(pk=body["id"])).get()
     assert (poll.owner_id, poll.status, poll.choice_count, poll.owner_username) == (2, "draft", 0, "oscar")
     assert response["Location"] == f"/api/{version}/polls/{poll.id}/"
 
@@ -222,3 +223,35 @@ def test_entry_point_exists_only_in_v3(anonymous) -> None:
     assert anonymous.get("/api/v3/").status_code == 200
     problem(anonymous.get("/api/v1/"), 404)
     problem(anonymous.get("/api/v2/"), 404)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_open_with_too_few_choices_is_409_with_choice_services_count(version, owner, with_choices) -> None:
+    poll = PollFactory(owner_id=owner.id)
+    with_choices(poll, 1)
+    body = problem(owner.post(f"/api/{version}/polls/{poll.id}/open/"), 409)
+    assert body["type"].endswith("/not-enough-choices") and body["choices"] == 1 and "it has 1" in body["detail"]
+    assert Poll.objects.get(pk=poll.pk).status == "draft"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_transitions_are_503_with_retry_after_while_a_gate_is_unreachable(
+    version, owner, operator, with_choices, fake_choices, fake_votes, outbox
+) -> None:
+    draft = PollFactory(owner_id=owner.id)
+    with_choices(draft, 2)
+    opened = PollFactory(owner_id=owner.id, opened=True)
+    fake_choices.stop()
+    fake_votes.stop()
+    for caller, path in (
+        (owner, f"{draft.id}/open/"),
+        (owner, f"{opened.id}/close/"),
+    ):
+        response = caller.post(f"/api/{version}/polls/{path}")
+        problem(response, 503)
+        assert int(response["Retry-After"]) >= 1
+    response = operator.delete(f"/api/{version}/polls/{opened.id}/")
+    problem(response, 503)
+    assert int(response["Retry-After"]) >= 1
+    statuses = dict(Poll.objects.values_list("id", "status"))
+    assert statuses == {draft.id: "draft", opened.id: "open"} and outbox() == []

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from polls.models import Participation
-from polls.tests.factories import PollFactory
+from polls.tests.factories import PollFactory, VoteReplicaFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -60,11 +59,14 @@ def test_open_poll_links_per_role(owner, other, operator, anonymous) -> None:
 
 def test_vote_link_disappears_once_the_caller_has_voted(other, owner) -> None:
     poll = PollFactory(owner_id=owner.id, opened=True)
-    Participation.objects.create(poll_id=poll.id, voter_id=other.id)
+    vote = VoteReplicaFactory(poll_id=poll.id, voter_id=other.id)
     assert "vote" not in links(other, poll)
     assert "vote" in links(owner, poll)
     listed = other.get("/api/v3/polls/").json()["_embedded"]["polls"]
     assert "vote" not in listed[0]["_links"]
+    vote.deleted, vote.version = True, 2  # retracted: the caller may vote again
+    vote.save()
+    assert "vote" in links(other, poll)
 
 
 def test_closed_poll_offers_no_actions_except_operator_delete(owner, operator) -> None:
