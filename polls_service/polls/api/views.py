@@ -40,9 +40,11 @@ class PollViewSet(VersionedGenericViewSet):
     error_statuses = {
         "create": (422,),
         "partial_update": (409, 422),
-        "destroy": (409,),
+        # 503: the service that enforces the new state (votes on close/delete, choices on open)
+        # could not be reached in time; nothing changed.
+        "destroy": (409, 503),
         "open": (409, 503),
-        "close": (409,),
+        "close": (409, 503),
     }
 
     def get_queryset(self) -> Any:
