@@ -161,7 +161,11 @@ def replica_apply(model: type[Replica], *, id: Any, version: int, using: str | N
 
 
 def replica_get_or_fetch(
-    model: type[M], *, id: Any, fetch: Callable[[], dict[str, Any] | None], using: str | None = None  # noqa: A002
+    model: type[M],
+    *,
+    id: Any,
+    fetch: Callable[[], dict[str, Any] | None],
+    using: str | None = None,  # noqa: A002
 ) -> M | None:
     """The replica of ``id``; on a miss, ``fetch()`` asks the owner (a dict with ``version`` and the
     model's fields, or None when the owner does not know it) and the answer is stored by version (a

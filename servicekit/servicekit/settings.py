@@ -133,7 +133,9 @@ def celery_topology(*, service: str) -> dict[str, Any]:
     ``<service>.events`` (if it consumes any event type: bound to the ``polls.events`` topic exchange),
     ``<service>.relay`` (publishing the outbox) and ``<service>.default`` (its own tasks). Tasks are
     acknowledged after they ran (``acks_late``), re-queued if the worker process dies, and a worker
-    reserves one message at a time. A service adds its own beat entries to ``CELERY_BEAT_SCHEDULE``.
+    reserves one message at a time (a message of ``<service>.events`` is a batch of events). Database
+    connections outlive tasks (``CELERY_DB_REUSE_MAX``). A service adds its own beat entries to
+    ``CELERY_BEAT_SCHEDULE``.
     """
     from servicekit.events.bus import celery_queues, default_queue_name, relay_queue_name
 
@@ -150,6 +152,11 @@ def celery_topology(*, service: str) -> dict[str, Any]:
         "CELERY_TASK_ACKS_LATE": True,
         "CELERY_TASK_REJECT_ON_WORKER_LOST": True,
         "CELERY_WORKER_PREFETCH_MULTIPLIER": 1,
+        # Celery's Django fixup closes every database connection before and after each task unless
+        # this is set (a new PostgreSQL connection per task: most of a small task's CPU, measured).
+        # Connections are kept instead and aged/health-checked by Django's CONN_MAX_AGE and
+        # CONN_HEALTH_CHECKS, as in a web request (servicekit.events.tasks); this is only a backstop.
+        "CELERY_DB_REUSE_MAX": 1000,
         "CELERY_TASK_DEFAULT_DELIVERY_MODE": "persistent",
         # Let a running task finish when the broker connection drops: its message is redelivered
         # anyway (acks_late) and the inbox absorbs the repeat, while cancelling terminates the pool

@@ -1,21 +1,35 @@
-"""Events between services: transactional outbox → relay → RabbitMQ topic fan-out → idempotent inbox.
+"""Events between services: transactional outbox → batching relay → RabbitMQ topic fan-out → batched idempotent inbox.
 
-Producing (inside the service function's transaction)::
+Producing (inside the service function's transaction; ``version`` is the aggregate's new version)::
 
     from servicekit.events import emit
-    emit("poll.opened", aggregate_id=str(poll.id), data={"id": str(poll.id), "owner_id": poll.owner_id,
-         "status": "open", "closes_at": None, "question": poll.question})
+    emit("poll.opened", aggregate_id=str(poll.id), version=poll.version,
+         data={"id": str(poll.id), "owner_id": poll.owner_id, "status": "open", "closes_at": None,
+               "question": poll.question})
 
 Consuming (in ``<app>/events.py``, discovered at start-up)::
 
     from servicekit.events import Event, handles
 
-    @handles("vote.cast")
-    def on_vote_cast(event: Event) -> None: ...
+    @handles("poll.opened")                                  # one event at a time
+    def on_poll_opened(event: Event) -> None: ...
 
-Event types and their schemas: ``contracts/events/``. Modules: ``registry`` (types), ``outbox``
-(``emit``), ``relay`` (publishing), ``bus`` (topology), ``inbox`` (handlers), ``consumer`` (retries,
-dead letters), ``models`` (OutboxEvent, InboxEvent, DeadLetter), ``tasks`` (Celery tasks).
+    @handles("vote.cast", "vote.changed", batch=True)       # the new events of a delivered batch
+    def on_votes(events: list[Event]) -> None: ...
+
+The pipeline: ``emit`` writes an outbox row with the change. The relay (``servicekit.events.relay``
+task) takes up to ``EVENTS_RELAY_BATCH`` pending rows per round, publishes one
+``servicekit.events.handle_batch`` message per event type (routing key = the type) and marks them
+sent once the broker confirmed the round; batches grow with load and are a single event when idle.
+Each consuming service's worker applies a message in one transaction (one inbox insert for all event
+ids, then the handlers for the new ones) and acknowledges it after commit; a poison or failing event
+is dead-lettered or retried alone. Redelivery changes nothing.
+
+Event types and their schemas: ``contracts/events/``. Modules: ``registry`` (types, validation),
+``outbox`` (``emit``, relay requests), ``relay`` (publishing), ``bus`` (topology, messages),
+``inbox`` (handlers, ``apply_batch``), ``consumer`` (``consume_batch``: validation, retries, dead
+letters), ``models`` (OutboxEvent, InboxEvent, DeadLetter), ``tasks`` (Celery tasks),
+``deadletters`` (list, replay).
 """
 
 import os
@@ -38,8 +52,11 @@ servicekit_settings.register_defaults(
         "EVENTS_RELAY_LINGER": 0.5,
         # Seconds to stop requesting relays after the broker refused one.
         "EVENTS_BROKER_BACKOFF": 2.0,
-        # Rows published per relay transaction.
+        # Rows published per relay round (at most; one message per event type in it).
         "EVENTS_RELAY_BATCH": 200,
+        # Under load, a relay round starts at most this often (seconds): what commits meanwhile goes in
+        # the next round, so batches grow with load. Idle, a new event is seen within ~20 ms.
+        "EVENTS_RELAY_ROUND_INTERVAL": float(os.environ.get("EVENTS_RELAY_ROUND_INTERVAL", 0.05)),
         # Handler retries before dead-lettering, and the backoff base/cap in seconds.
         # (Environment variables of the same names override these defaults.)
         "EVENTS_MAX_RETRIES": int(os.environ.get("EVENTS_MAX_RETRIES", 5)),

@@ -1,4 +1,9 @@
-"""The broker topology of events and the one function that puts an event on the bus.
+"""The broker topology of events and the functions that put batches of events on the bus.
+
+    from servicekit.events import bus
+    bus.publish_batch(producer, "vote.cast", [envelope_json, ...])  # fan-out by routing key = type
+    bus.publish_to_queue(producer, envelope, bus.events_queue_name("choices"), attempt=1, countdown=2.0)
+    CELERY_TASK_QUEUES = bus.celery_queues("votes")                     # a service's queues (settings)
 
 Topology (declared by producers and consumers alike, so either can start first)::
 
@@ -8,35 +13,40 @@ Topology (declared by producers and consumers alike, so either can start first):
     polls.events.dlx  durable direct exchange for messages a consumer gave up on
     <service>.events.dlq  durable queue bound to the DLX with routing key "<service>.events.dlq"
 
-Each message is a Celery task message for ``servicekit.events.handle`` whose only argument is the
-event envelope, so every consuming service's Celery worker (``-Q <service>.events``) runs it with
-``acks_late``, reject-on-worker-lost and prefetch 1. Messages are persistent (delivery_mode 2); on
-RabbitMQ the connection uses publisher confirms (``confirm_publish``) so ``publish_event`` returns
-only once the broker has the message.
+Each message is a Celery task message for ``servicekit.events.handle_batch`` whose only argument is a
+list of envelopes of ONE event type (the relay groups what is pending by type, so topic routing and
+bindings work as for single events), run by every consuming service's Celery worker
+(``-Q <service>.events``) with ``acks_late``, reject-on-worker-lost and prefetch 1. A message of an
+earlier release (``servicekit.events.handle``, one envelope) is still consumed. Messages are
+persistent (delivery_mode 2); the relay waits for publisher confirms once per batch, other
+publishers (retries, dead letters, replays) use a ``confirm_publish`` connection.
+
+The relay hands over envelopes as JSON text (``batch_body``), so publishing decodes and re-encodes
+nothing per event.
 
 Virtual transports (kombu ``filesystem://``) keep exchange bindings per process: ``declare_topology``
 declares every consumer queue from the registry on the publishing channel, so fan-out works there too.
 
 Names carry an optional prefix (``EVENTS_NAMESPACE`` env, e.g. ``events-test``) so concurrent test
-runs on one RabbitMQ never share queues::
-
-    from servicekit.events.bus import celery_queues
-    CELERY_TASK_QUEUES = celery_queues("votes")
+runs on one RabbitMQ never share queues.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kombu import Exchange, Queue, binding
 
 from servicekit.events.registry import Registry, get_registry
 
-HANDLE_TASK = "servicekit.events.handle"
+HANDLE_TASK = "servicekit.events.handle"  # one envelope (messages of earlier releases)
+HANDLE_BATCH_TASK = "servicekit.events.handle_batch"  # a list of envelopes
 RELAY_TASK = "servicekit.events.relay"
 
 
@@ -124,32 +134,61 @@ def declare_topology(channel: Any, registry: Registry | None = None) -> None:
         queue(channel).declare()
 
 
-def task_message(app: Any, envelope: dict[str, Any], *, attempt: int = 0, countdown: float | None = None) -> tuple:
-    """``(headers, properties, body)`` of a ``servicekit.events.handle`` Celery message for ``envelope``."""
-    message = app.amqp.as_task_v2(
-        str(uuid.uuid4()),
-        HANDLE_TASK,
-        args=(envelope,),
-        kwargs={"attempt": attempt} if attempt else {},
-        countdown=countdown,
-        ignore_result=True,
-        argsrepr=f"({envelope.get('type')} {envelope.get('id')})",
-    )
-    headers, properties, body, _ = message
-    headers = dict(headers, event_id=envelope.get("id"), event_type=envelope.get("type"))
-    if envelope.get("traceparent"):
-        headers["traceparent"] = envelope["traceparent"]
-    return headers, properties, body
+def _headers(*, event_type: str, count: int, countdown: float | None) -> tuple[dict, dict]:
+    """Headers and properties of a ``handle_batch`` task message (Celery message protocol 2).
+
+    Only what a worker reads (``lang``, ``task``, ``id``, ``root_id``, ``parent_id``, ``group``, ``eta``,
+    ``argsrepr``, ``ignore_result``), not the ~20 mostly-null headers ``as_task_v2`` writes: py-amqp
+    encodes header tables in Python, and they were most of a relay round's CPU.
+    """
+    task_id = str(uuid.uuid4())
+    headers = {
+        "lang": "py",
+        "task": HANDLE_BATCH_TASK,
+        "id": task_id,
+        "root_id": task_id,
+        "parent_id": None,
+        "group": None,
+        "argsrepr": f"({count} {event_type})",
+        "ignore_result": True,
+        "event_type": event_type,
+        "event_count": count,
+    }
+    if countdown:
+        headers["eta"] = (datetime.now(UTC) + timedelta(seconds=countdown)).isoformat()
+    return headers, {"correlation_id": task_id, "reply_to": ""}
 
 
-def publish_event(producer: Any, app: Any, envelope: dict[str, Any], *, registry: Registry | None = None) -> None:
-    """Publish ``envelope`` to the events exchange (routing key = type); returns after the broker confirmed."""
-    headers, properties, body = task_message(app, envelope)
+def batch_body(envelope_texts: list[str], *, attempt: int = 0) -> str:
+    """The JSON body of a ``handle_batch`` task message, from envelopes already in JSON text form
+    (the relay reads them as text: nothing is decoded and re-encoded per event)."""
+    kwargs = f'{{"attempt": {int(attempt)}}}' if attempt else "{}"
+    return f"[[[{','.join(envelope_texts)}]], {kwargs}, {_EMBED}]"
+
+
+_EMBED = '{"callbacks": null, "errbacks": null, "chain": null, "chord": null}'
+
+
+def publish_batch(
+    producer: Any,
+    event_type: str,
+    envelope_texts: list[str],
+    *,
+    exchange: str | None = None,
+    routing_key: str | None = None,
+    attempt: int = 0,
+    countdown: float | None = None,
+) -> None:
+    """Publish one ``servicekit.events.handle_batch`` message carrying ``envelope_texts`` (JSON text of
+    envelopes of ``event_type``) to the events exchange with routing key = the type, or to ``exchange``
+    / ``routing_key`` when given (``""`` / a queue name: one queue only)."""
+    headers, properties = _headers(event_type=event_type, count=len(envelope_texts), countdown=countdown)
     producer.publish(
-        body,
-        exchange=events_exchange(registry),
-        routing_key=envelope["type"],
-        serializer="json",
+        batch_body(envelope_texts, attempt=attempt),
+        exchange=exchange_name() if exchange is None else exchange,
+        routing_key=event_type if routing_key is None else routing_key,
+        content_type="application/json",
+        content_encoding="utf-8",
         headers=headers,
         delivery_mode=2,
         retry=False,
@@ -159,24 +198,23 @@ def publish_event(producer: Any, app: Any, envelope: dict[str, Any], *, registry
 
 def publish_to_queue(
     producer: Any,
-    app: Any,
-    envelope: dict[str, Any],
+    envelope: Any,
     queue_name: str,
     *,
     attempt: int = 0,
     countdown: float | None = None,
 ) -> None:
-    """Send ``envelope`` to one queue only (retries, replays): the default exchange routes by queue name."""
-    headers, properties, body = task_message(app, envelope, attempt=attempt, countdown=countdown)
-    producer.publish(
-        body,
+    """Send ``envelope`` alone (a one-event batch) to queue ``queue_name`` only (retries, dead letters,
+    replays): the default exchange routes by queue name."""
+    event_type = envelope.get("type") if isinstance(envelope, dict) else None
+    publish_batch(
+        producer,
+        str(event_type or "?")[:100],
+        [json.dumps(envelope, default=str)],
         exchange="",
         routing_key=queue_name,
-        serializer="json",
-        headers=headers,
-        delivery_mode=2,
-        retry=False,
-        **properties,
+        attempt=attempt,
+        countdown=countdown,
     )
 
 

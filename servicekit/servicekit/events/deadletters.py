@@ -5,8 +5,8 @@
     replay_dead_letters(ids=[3, 4])       # just these
 
 ``manage.py list_dead_letters`` / ``manage.py replay_dead_letters [--id N ...] [--type T] [--drain-broker]``
-wrap these. A replayed event goes through the inbox again, so replaying one that had in fact been
-applied changes nothing.
+wrap these. Each dead letter is re-sent alone (a one-event batch); it goes through the inbox again,
+so replaying one that had in fact been applied changes nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def replay_dead_letters(*, event_type: str | None = None, ids: list[int] | None 
         producer = conn.Producer()
         bus.declare_topology(producer.channel)
         for letter in pending_dead_letters(event_type=event_type, ids=ids):
-            bus.publish_to_queue(producer, app, letter.envelope, queue_name)
+            bus.publish_to_queue(producer, letter.envelope, queue_name)
             DeadLetter.objects.filter(id=letter.id).update(replayed_at=timezone.now())
             count += 1
     return count

@@ -3,7 +3,11 @@
 Envelope (``contracts/events/schemas/envelope.json``)::
 
     {"id": "<uuid>", "type": "vote.cast", "occurred_at": "2026-01-01T12:00:00.000000Z",
-     "producer": "votes", "aggregate_id": "<vote id>", "data": {...}, "traceparent": "00-...-01" | null}
+     "producer": "votes", "aggregate_id": "<vote id>", "version": 3, "data": {...},
+     "traceparent": "00-...-01" | null}
+
+``version`` is the aggregate's version after the change; replicas order changes by it, never by
+``occurred_at`` (the producer's clock, for humans and lag metrics only).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ class Event:
     aggregate_id: str
     data: dict[str, Any] = field(default_factory=dict)
     traceparent: str | None = None
+    version: int | None = None
 
     @classmethod
     def from_envelope(cls, envelope: dict[str, Any]) -> Event:
@@ -34,11 +39,12 @@ class Event:
             aggregate_id=str(envelope["aggregate_id"]),
             data=dict(envelope["data"]),
             traceparent=envelope.get("traceparent"),
+            version=envelope.get("version"),
         )
 
     def envelope(self) -> dict[str, Any]:
-        """The JSON-ready envelope dict."""
-        return {
+        """The JSON-ready envelope dict (``version`` only when known)."""
+        envelope = {
             "id": self.id,
             "type": self.type,
             "occurred_at": self.occurred_at,
@@ -47,6 +53,9 @@ class Event:
             "data": self.data,
             "traceparent": self.traceparent,
         }
+        if self.version is not None:
+            envelope["version"] = self.version
+        return envelope
 
     @property
     def occurred(self) -> datetime:

@@ -2,8 +2,9 @@
 
 - ``OutboxEvent``: events written in the same transaction as the change they describe; the relay
   publishes pending rows in ``id`` order and stamps ``sent_at`` once the broker confirmed.
-- ``InboxEvent``: one row per (event, handler) this service has applied, written in the handler's
-  transaction; the unique constraint makes a redelivered event a no-op.
+- ``InboxEvent``: one row per (event, handler) this service has applied, written in the transaction
+  that applies it (one ``INSERT ... ON CONFLICT DO NOTHING`` per batch); the unique constraint makes
+  a redelivered event a no-op.
 - ``DeadLetter``: events a handler gave up on after its retries, for operators (admin, ``list_dead_letters``)
   and ``replay_dead_letters``.
 """

@@ -7,7 +7,7 @@ Call it inside the service function's ``transaction.atomic()``, after the change
     with transaction.atomic():
         poll.status = Poll.Status.OPEN
         poll.save(update_fields=["status", "updated_at"])
-        emit("poll.opened", aggregate_id=str(poll.id), data={"id": str(poll.id), ...})
+        emit("poll.opened", aggregate_id=str(poll.id), version=poll.version, data={"id": str(poll.id), ...})
 
 The row commits or rolls back with the change, so an event exists exactly when its change does.
 After commit a relay is requested (a ``servicekit.events.relay`` task on ``<service>.relay``; throttled
@@ -65,8 +65,11 @@ def _json_ready(data: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
 
 
-def emit(event_type: str, *, aggregate_id: str, data: dict[str, Any], using: str | None = None) -> Event:
-    """Store event ``event_type`` about ``aggregate_id`` in the outbox of the current transaction.
+def emit(event_type: str, *, aggregate_id: str, version: int, data: dict[str, Any], using: str | None = None) -> Event:
+    """Store event ``event_type`` about ``aggregate_id`` at ``version`` in the outbox of the current transaction.
+
+    ``version`` is the aggregate's version after the change, incremented by the caller in the same
+    transaction; consumers apply a change only if it is newer than what they hold.
 
     Validates the type (and, with ``SERVICEKIT["EVENTS_VALIDATE"]``, the data) against
     ``contracts/events``; raises ``UnknownEventType``/``InvalidEvent``/``WrongProducer`` for a bug in
@@ -94,6 +97,7 @@ def emit(event_type: str, *, aggregate_id: str, data: dict[str, Any], using: str
         aggregate_id=str(aggregate_id),
         data=data,
         traceparent=current_traceparent(),
+        version=int(version),
     )
     OutboxEvent.objects.using(connection.alias).create(
         event_id=event.id,
@@ -117,7 +121,8 @@ def request_relay() -> bool:
 
     At most one request per ``EVENTS_RELAY_REQUEST_INTERVAL`` seconds per process, and per service
     across its processes (a shared cache slot): a relay that is running keeps polling for
-    ``EVENTS_RELAY_LINGER`` (longer) seconds, so it sees the rows of requests skipped here. After a
+    ``EVENTS_RELAY_LINGER`` (longer) seconds, so it sees the rows of requests skipped here; while it
+    runs it holds the slot (``hold_relay_slot``) for no longer than it is sure to look again. After a
     broker failure, requests pause for a few seconds (the beat sweep covers it).
     Returns whether a request was sent.
     """
@@ -166,6 +171,27 @@ def _claim_shared_slot(interval: float) -> bool:
         return bool(cache.add(_shared_slot_key(), 1, timeout=interval))
     except Exception:  # noqa: BLE001 - the cache only saves publishes; without it, send
         return True
+
+
+def hold_relay_slot(seconds: float) -> bool:
+    """Take the shared request slot for ``seconds``: a running relay that will look at the outbox
+    again by then makes every request in that time redundant (each would be a relay task that finds
+    the lock taken). Returns False when the cache is unavailable (requests then go through)."""
+    from django.core.cache import cache
+
+    try:
+        cache.set(_shared_slot_key(), 1, timeout=seconds)
+        return True
+    except Exception:  # noqa: BLE001 - without a cache, web processes request as before
+        return False
+
+
+def release_relay_slot() -> None:
+    """Give the slot back (a relay that stops looking): the next commit requests a relay at once."""
+    from django.core.cache import cache
+
+    with contextlib.suppress(Exception):  # it expires anyway
+        cache.delete(_shared_slot_key())
 
 
 def reset_relay_throttle() -> None:

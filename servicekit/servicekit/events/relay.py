@@ -1,17 +1,27 @@
-"""The relay: publish pending outbox rows to the broker, in order, marking them sent once confirmed.
+"""The relay: publish pending outbox rows to the broker in batches, marking them sent once confirmed.
 
 Runs as the Celery task ``servicekit.events.relay`` on the ``<service>.relay`` queue (one worker
 process), requested after each commit that emitted events and swept by beat every few seconds.
 By hand (or from a test)::
 
     from servicekit.events.relay import relay_pending
-    relay_pending()            # publish everything pending now; returns the number published
+    relay_pending()            # publish everything pending now; returns the number of events published
+    relay_pending(linger=0.5)  # ...and keep looking for new rows for 0.5 s (what the task does)
 
-One relay publishes at a time per database (PostgreSQL advisory lock, a file lock on SQLite), rows
-in ``id`` order, so the events of one aggregate leave in the order they were written. Rows are
-selected ``FOR UPDATE SKIP LOCKED`` and marked sent in the same transaction, only after the broker
-confirmed each message; a crash between publish and mark re-publishes (consumers deduplicate).
-A broker error stops the run and leaves the rest pending for the next one.
+One relay publishes at a time per database (PostgreSQL advisory lock, a file lock on SQLite). Each
+round takes up to ``EVENTS_RELAY_BATCH`` pending rows in ``id`` order (``FOR UPDATE SKIP LOCKED``,
+one statement on the partial index, envelopes read as JSON text), groups them by event type (order
+kept inside a group) and publishes ONE ``servicekit.events.handle_batch`` message per type to the
+topic exchange with routing key = the type, so bindings and fan-out are those of single events. It
+waits for the broker's publisher confirms once for the whole round, then marks the confirmed
+messages' rows sent in the same transaction. A crash between publish and mark re-publishes
+(consumers deduplicate); a broker error stops the run and leaves the rest pending for the next one.
+
+Batches follow the load: a round takes whatever committed while the previous one was being
+confirmed, up to the cap, and a single event when idle. Between rounds a lingering relay polls the
+partial index every 20 ms (one cheap look-up, no broker), so an idle relay costs next to nothing
+and a new event leaves within ~20 ms. On kombu's filesystem transport, which orders messages by
+their millisecond timestamp, messages are spaced one millisecond apart.
 """
 
 from __future__ import annotations
@@ -32,8 +42,7 @@ from django.utils import timezone
 from prometheus_client import Counter
 
 from servicekit.conf import servicekit_settings
-from servicekit.events import bus
-from servicekit.events.registry import get_registry
+from servicekit.events import bus, outbox
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +104,11 @@ def _next_millisecond() -> None:
 
 
 class _BatchConfirms:
-    """Publisher confirms for a whole batch on RabbitMQ: publish every row, then wait for the acks.
+    """Publisher confirms for a whole batch on RabbitMQ: publish every message, then wait for the acks.
 
     Waiting for each confirm in turn costs one broker disk sync per message (RabbitMQ confirms a
     persistent message once it is on disk, syncing in batches); one wait per batch keeps the relay
-    at thousands of messages per second. Delivery tags count the channel's publishes from 1.
+    at thousands of events per second. Delivery tags count the channel's publishes from 1.
     """
 
     def __init__(self, conn: Any):
@@ -108,17 +117,20 @@ class _BatchConfirms:
         self.channel.confirm_select()
         self.published = 0
         self.status: dict[int, bool] = {}
+        self._settled = 0  # every tag up to this one has an answer
         self.channel.events["basic_ack"].add(lambda tag, multiple: self._mark(tag, multiple, True))
         self.channel.events["basic_nack"].add(lambda tag, multiple: self._mark(tag, multiple, False))
 
     def _mark(self, tag: int, multiple: bool, ok: bool) -> None:
-        for t in range(1, tag + 1) if multiple else (tag,):
+        for t in range(self._settled + 1, tag + 1) if multiple else (tag,):
             self.status.setdefault(t, ok)
+        while self._settled + 1 in self.status:
+            self._settled += 1
 
-    def confirmed_prefix(self, first: int, last: int, timeout: float) -> int:
-        """How many of tags ``first..last`` in a row were acked (waiting up to ``timeout`` s for them)."""
+    def wait(self, first: int, last: int, timeout: float) -> dict[int, bool]:
+        """Whether each of tags ``first..last`` was acked (waiting up to ``timeout`` s for the answers)."""
         deadline = time.monotonic() + timeout
-        while any(t not in self.status for t in range(first, last + 1)):
+        while self._settled < last and any(t not in self.status for t in range(first, last + 1)):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -126,52 +138,85 @@ class _BatchConfirms:
                 self.conn.drain_events(timeout=min(left, 1.0))
             except TimeoutError:
                 continue
-        count = 0
-        for t in range(first, last + 1):
-            if not self.status.get(t):
-                break
-            count += 1
-        return count
+        return {t: self.status.pop(t, False) for t in range(first, last + 1)}
 
 
-def _publish_batch(producer: Any, app: Any, batch: int, confirms: _BatchConfirms | None = None) -> int:
+def _claim_pending(batch: int) -> list[tuple[int, str, str]]:
+    """``(id, event type, envelope as JSON text)`` of up to ``batch`` pending rows, oldest first, locked
+    until the transaction ends.
+
+    PostgreSQL: ONE statement takes them (``FOR UPDATE SKIP LOCKED`` on the partial index) and stamps
+    ``sent_at``, which only becomes visible if the transaction commits, i.e. after the broker
+    confirmed; the caller puts back what was not confirmed. Elsewhere: a plain select (one relay per
+    database holds the lock), and the caller stamps what was confirmed.
+    """
+    from servicekit.events.models import OutboxEvent
+
+    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} SET sent_at = %s WHERE id IN (SELECT id FROM {table} WHERE sent_at IS NULL"
+                " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, event_type, envelope::text",
+                [timezone.now(), batch],
+            )
+            return sorted(cursor.fetchall())  # RETURNING has no order
+        lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+        cursor.execute(
+            f"SELECT id, event_type, envelope FROM {table} WHERE sent_at IS NULL ORDER BY id LIMIT %s{lock}", [batch]
+        )
+        return cursor.fetchall()
+
+
+def _publish_batch(producer: Any, batch: int, confirms: _BatchConfirms | None = None) -> int:
+    """Publish up to ``batch`` pending rows as one message per event type; returns how many rows."""
     from servicekit.events.models import OutboxEvent
 
     service = servicekit_settings.SERVICE_NAME
-    registry = get_registry()
     error: Exception | None = None
     with transaction.atomic():
-        pending = OutboxEvent.objects.filter(sent_at__isnull=True).order_by("id")
-        if connection.features.has_select_for_update_skip_locked:
-            pending = pending.select_for_update(skip_locked=True)
-        rows = list(pending.values_list("id", "envelope")[:batch])
-        sent: list[int] = []
+        rows = _claim_pending(batch)
+        if not rows:
+            return 0
+        # One message per type, in order of each type's first row; rows keep their order inside it.
+        groups: dict[str, tuple[list[int], list[str]]] = {}
+        for row_id, event_type, envelope in rows:
+            group = groups.get(event_type)
+            if group is None:
+                group = groups[event_type] = ([], [])
+            group[0].append(row_id)
+            group[1].append(envelope)
         ordered_by_clock = producer.connection.transport_cls == "filesystem"
+        exchange = bus.exchange_name()
         first_tag = confirms.published + 1 if confirms else 0
-        for row_id, envelope in rows:
+        published: list[str] = []
+        for event_type, (_ids, texts) in groups.items():
             if ordered_by_clock:
                 _next_millisecond()
             try:
-                bus.publish_event(producer, app, envelope, registry=registry)
-            except Exception as exc:  # broker gone or refused: keep order, stop here
+                bus.publish_batch(producer, event_type, texts, exchange=exchange)
+            except Exception as exc:  # broker gone or refused: stop here, keep the rest pending
                 error = exc
                 break
             if confirms:
                 confirms.published += 1
-            sent.append(row_id)
-        if confirms and sent:
-            acked = confirms.confirmed_prefix(first_tag, confirms.published, timeout=30.0)
-            if acked < len(sent) and error is None:
-                error = ConnectionError(f"broker confirmed {acked} of {len(sent)} messages")
-            sent = sent[:acked]
-        for _row_id, envelope in rows[: len(sent)]:
-            PUBLISHED.labels(service, envelope.get("type", "?")).inc()
-        if sent:
-            OutboxEvent.objects.filter(id__in=sent).update(sent_at=timezone.now())
-        if error is not None and len(sent) < len(rows):
-            OutboxEvent.objects.filter(id=rows[len(sent)][0]).update(
-                attempts=F("attempts") + 1, last_error=repr(error)[:1000]
-            )
+            published.append(event_type)
+        confirmed = published
+        if confirms and published:
+            acks = confirms.wait(first_tag, confirms.published, timeout=30.0)
+            confirmed = [t for tag, t in enumerate(published, start=first_tag) if acks[tag]]
+            if len(confirmed) < len(published) and error is None:
+                error = ConnectionError(f"broker confirmed {len(confirmed)} of {len(published)} messages")
+        for event_type in confirmed:
+            PUBLISHED.labels(service, event_type).inc(len(groups[event_type][0]))
+        rows_of = OutboxEvent.objects.filter
+        if connection.vendor != "postgresql":
+            sent = [i for t in confirmed for i in groups[t][0]]
+            if sent:
+                rows_of(id__in=sent).update(sent_at=timezone.now())
+        if error is not None:
+            unsent = [i for t, (ids, _texts) in groups.items() if t not in confirmed for i in ids]
+            rows_of(id__in=unsent).update(sent_at=None, attempts=F("attempts") + 1, last_error=repr(error)[:1000])
     if error is not None:
         PUBLISH_ERRORS.labels(service).inc()
         raise error
@@ -179,20 +224,55 @@ def _publish_batch(producer: Any, app: Any, batch: int, confirms: _BatchConfirms
 
 
 def _pending_exists() -> bool:
+    """One indexed look-up (the partial index on pending rows), no transaction, no broker."""
     from servicekit.events.models import OutboxEvent
 
-    return OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE sent_at IS NULL LIMIT 1")
+        return cursor.fetchone() is not None
 
 
-def _wait_for_pending(linger: float) -> bool:
-    """Whether a pending row shows up within ``linger`` seconds (checked on the partial index, no broker)."""
+POLL_INTERVAL = 0.02  # while lingering: at most 50 cheap look-ups a second
+
+
+class _RequestSlot:
+    """While the relay is sure to look at the outbox again before ``horizon``, it holds the service's
+    relay-request slot until then (``outbox.hold_relay_slot``): web processes stop queueing relay tasks
+    that would only find the lock taken (measured: ~20% of the downstream CPU per event at 650/s). A
+    row committed while the slot is held is committed before the relay's next look, so it is seen."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self.refresh_at = 0.0
+
+    MARGIN = 0.01  # the cache's clock starts when the SET arrives: end the hold a little early
+
+    def hold_until(self, horizon: float) -> None:
+        now = time.monotonic()
+        ttl = horizon - now - self.MARGIN
+        if ttl < 0.05 or now < self.refresh_at:
+            return
+        self.held = outbox.hold_relay_slot(ttl) or self.held
+        self.refresh_at = now + ttl / 2
+
+    def release(self) -> None:
+        if self.held:
+            outbox.release_relay_slot()
+            self.held = False
+
+
+def _wait_for_pending(linger: float, slot: _RequestSlot | None = None) -> bool:
+    """Whether a pending row shows up within ``linger`` seconds (checked at once, then every 20 ms)."""
     deadline = time.monotonic() + linger
     while True:
+        if slot is not None:
+            slot.hold_until(deadline)  # the last look below is at or after the deadline
         if _pending_exists():
             return True
         if time.monotonic() >= deadline:
             return False
-        time.sleep(0.02)
+        time.sleep(POLL_INTERVAL)
 
 
 def relay_pending(
@@ -205,6 +285,7 @@ def relay_pending(
     connection at all. Raises the broker error that stopped it (confirmed rows stay marked sent).
     """
     batch = batch or servicekit_settings.EVENTS_RELAY_BATCH
+    round_interval = servicekit_settings.EVENTS_RELAY_ROUND_INTERVAL
     if not _wait_for_pending(linger):
         return 0
     app = bus.celery_app()
@@ -213,19 +294,34 @@ def relay_pending(
         if not acquired:
             return 0
         amqp = app.connection_for_write().transport_cls in ("amqp", "pyamqp", "amqps")
-        with bus.connect(app, confirm=not amqp) as conn:
+        slot = _RequestSlot()
+        with contextlib.ExitStack() as stack:
+            stack.callback(slot.release)
+            conn = stack.enter_context(bus.connect(app, confirm=not amqp))
             confirms = _BatchConfirms(conn) if amqp else None
             producer = conn.Producer(confirms.channel) if confirms else conn.Producer()
             bus.declare_topology(producer.channel)
             started = time.monotonic()
             while True:
-                count = _publish_batch(producer, app, batch, confirms)
+                round_started = time.monotonic()
+                # Another round follows until the time limit, or a linger if this one finds nothing.
+                slot.hold_until(min(started + time_limit, round_started + linger))
+                count = _publish_batch(producer, batch, confirms)
                 published += count
-                if time.monotonic() - started >= time_limit:
+                if round_started - started >= time_limit:
                     break  # let other tasks of this worker run; the next request or sweep continues
+                if count >= batch:
+                    continue  # a full batch: more is waiting
+                # Under load the next round starts EVENTS_RELAY_ROUND_INTERVAL after this one did and
+                # takes whatever committed meanwhile: batches grow with load instead of rounds (each
+                # round and each consumer message has a fixed cost). Idle, the first new event is
+                # seen by a poll within POLL_INTERVAL and goes out alone.
+                pause = round_interval - (time.monotonic() - round_started)
+                if pause > 0:
+                    time.sleep(pause)
                 if count:
-                    continue
-                if not _wait_for_pending(linger):
+                    continue  # under load: straight to the next round (it may find nothing)
+                if not _wait_for_pending(linger, slot):
                     break
     if published:
         logger.info("relay published events", extra={"count": published})

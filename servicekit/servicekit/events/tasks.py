@@ -1,8 +1,13 @@
 """Celery tasks of the event machinery (registered in every service through ``servicekit/tasks.py``).
 
-- ``servicekit.events.handle(envelope, attempt=0)`` -- consume one event (``<service>.events``)
-- ``servicekit.events.relay(linger=None)``          -- publish pending outbox rows (``<service>.relay``)
-- ``servicekit.events.prune()``                     -- drop old sent outbox and inbox rows
+- ``servicekit.events.handle_batch(envelopes, attempt=0)`` -- consume one message: a list of envelopes
+  (``<service>.events``; ``consumer.consume_batch``)
+- ``servicekit.events.handle(envelope, attempt=0)``         -- consume one envelope (messages of earlier
+  releases; ``consumer.consume``)
+- ``servicekit.events.relay(linger=None)``                  -- publish pending outbox rows (``<service>.relay``)
+- ``servicekit.events.prune()``                             -- drop old sent outbox and inbox rows
+
+Database connections are kept across tasks and recycled as Django recycles them across requests.
 """
 
 from __future__ import annotations
@@ -11,17 +16,39 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
+from celery.signals import task_postrun, task_prerun
+from django.db import close_old_connections
 from django.utils import timezone
 
 from servicekit.conf import servicekit_settings
-from servicekit.events.bus import HANDLE_TASK, RELAY_TASK
+from servicekit.events.bus import HANDLE_BATCH_TASK, HANDLE_TASK, RELAY_TASK
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _recycle_old_connections(task: Any = None, **kwargs: Any) -> None:
+    """Around every task, what Django does around every request: drop a connection that broke or
+    outlived ``CONN_MAX_AGE`` (and health-check the kept one at its next use), instead of Celery's
+    default of reconnecting for every task (see ``CELERY_DB_REUSE_MAX`` in ``servicekit.settings``).
+    Not for a task run eagerly (``.apply()``): it runs inside its caller's transaction."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    close_old_connections()
+
+
+@shared_task(name=HANDLE_BATCH_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def handle_batch(envelopes: Any, attempt: int = 0) -> None:
+    # Returns nothing: Celery formats every return value (saferepr) even when results are ignored.
+    from servicekit.events.consumer import consume_batch
+
+    consume_batch(envelopes, attempt=attempt)
 
 
 @shared_task(name=HANDLE_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def handle_event(envelope: Any, attempt: int = 0) -> list[str]:
+def handle_event(envelope: Any, attempt: int = 0) -> None:
     from servicekit.events.consumer import consume
 
-    return consume(envelope, attempt=attempt)
+    consume(envelope, attempt=attempt)
 
 
 @shared_task(name=RELAY_TASK, ignore_result=True)

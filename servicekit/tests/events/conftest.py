@@ -48,5 +48,7 @@ def clean_queues():
 @pytest.fixture(autouse=True)
 def _reset_failures():
     kit_handlers.FAILURES.clear()
+    kit_handlers.BATCH_CALLS.clear()
     yield
     kit_handlers.FAILURES.clear()
+    kit_handlers.BATCH_CALLS.clear()

@@ -1,4 +1,5 @@
-"""Consuming: handlers run once per event (inbox), failures retry with backoff, poison goes to dead letters."""
+"""Consuming one envelope (``servicekit.events.handle``, messages of earlier releases): handlers run once
+per event (inbox), failures retry alone with backoff, poison goes to dead letters. Batches: test_batches.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from kitapp import events as kit_handlers
 from kitapp.models import Tally
 
 from servicekit.events import Event, bus
-from servicekit.events.consumer import backoff, consume
+from servicekit.events.consumer import backoff, consume, consume_batch
 from servicekit.events.deadletters import replay_dead_letters
 from servicekit.events.inbox import handler_name
 from servicekit.events.models import DeadLetter, InboxEvent
@@ -91,7 +92,8 @@ def test_a_failing_handler_is_rolled_back_and_retried_on_its_own_queue_only(clea
     assert not InboxEvent.objects.exists()
     retries = read_queue(bus.events_queue_name("kit"))
     assert len(retries) == 1
-    assert retries[0]["args"][0] == env
+    assert retries[0]["headers"]["task"] == "servicekit.events.handle_batch"
+    assert retries[0]["args"][0] == [env]  # alone, as a one-event batch
     assert retries[0]["kwargs"] == {"attempt": 1}
     assert retries[0]["headers"]["eta"] is not None
     assert read_queue(bus.events_queue_name("other")) == []  # no re-fan-out
@@ -155,9 +157,9 @@ def test_replaying_dead_letters_sends_them_back_to_this_queue(clean_queues):
     assert DeadLetter.objects.get().replayed_at is not None
     assert replay_dead_letters() == 0  # replayed once only
     messages = read_queue(bus.events_queue_name("kit"))
-    assert [m["args"][0]["id"] for m in messages] == [env["id"]]
+    assert [[e["id"] for e in m["args"][0]] for m in messages] == [[env["id"]]]
     assert messages[0]["kwargs"] == {}
-    consume(messages[0]["args"][0])
+    consume_batch(messages[0]["args"][0])
     assert count("r") == 1
 
 

@@ -28,9 +28,9 @@ PRODUCER = textwrap.dedent(
     call_command("migrate", verbosity=0)
     with transaction.atomic():
         for i in range(3):
-            emit("kit.happened", aggregate_id="a", data={"key": "fs", "n": i})
+            emit("kit.happened", aggregate_id="a", version=i + 1, data={"key": "fs", "n": i})
     with transaction.atomic():
-        emit("kit.unheard", aggregate_id="a", data={"key": "fs"})
+        emit("kit.unheard", aggregate_id="a", version=4, data={"key": "fs"})
     print("published", relay_pending())
     """
 )
@@ -60,12 +60,18 @@ def test_relay_on_the_filesystem_broker_routes_to_every_subscribed_queue(tmp_pat
     }
     ns = os.environ["EVENTS_NAMESPACE"]
     received: dict[str, list] = {}
+    messages: dict[str, list] = {}
     with Connection("filesystem://", transport_options=options) as conn:
         for service in ("kit", "other"):
             queue = Queue(f"{ns}.{service}.events", no_declare=True)(conn.default_channel)
-            received[service] = []
+            received[service], messages[service] = [], []
             while (message := queue.get(no_ack=True)) is not None:
                 args, _kwargs, _ = json.loads(message.body) if isinstance(message.body, (str, bytes)) else message.body
-                received[service].append((args[0]["type"], args[0]["data"].get("n")))
+                messages[service].append((message.headers["task"], [e["type"] for e in args[0]]))
+                received[service] += [(e["type"], e["data"].get("n")) for e in args[0]]
     assert received["kit"] == [("kit.happened", 0), ("kit.happened", 1), ("kit.happened", 2)]
     assert received["other"] == [("kit.happened", 0), ("kit.happened", 1), ("kit.happened", 2), ("kit.unheard", None)]
+    # One batch message per event type, in the order of each type's first row.
+    batch = "servicekit.events.handle_batch"
+    assert messages["kit"] == [(batch, ["kit.happened"] * 3)]
+    assert messages["other"] == [(batch, ["kit.happened"] * 3), (batch, ["kit.unheard"])]

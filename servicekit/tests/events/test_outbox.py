@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_emit_stores_the_envelope_in_the_outbox_with_the_change():
     with transaction.atomic():
         Tally.objects.create(key="a")
-        event = emit("kit.happened", aggregate_id="agg-1", data={"key": "a", "n": 1})
+        event = emit("kit.happened", aggregate_id="agg-1", version=3, data={"key": "a", "n": 1})
     row = OutboxEvent.objects.get()
     assert row.sent_at is None
     assert str(row.event_id) == event.id
@@ -27,6 +27,7 @@ def test_emit_stores_the_envelope_in_the_outbox_with_the_change():
         "occurred_at": event.occurred_at,
         "producer": "kit",
         "aggregate_id": "agg-1",
+        "version": 3,
         "data": {"key": "a", "n": 1},
         "traceparent": None,
     }
@@ -37,7 +38,7 @@ def test_emit_stores_the_envelope_in_the_outbox_with_the_change():
 def test_rolled_back_change_leaves_no_event():
     with pytest.raises(RuntimeError), transaction.atomic():
         Tally.objects.create(key="b")
-        emit("kit.happened", aggregate_id="agg-1", data={"key": "b"})
+        emit("kit.happened", aggregate_id="agg-1", version=1, data={"key": "b"})
         raise RuntimeError("the service function failed after emitting")
     assert not OutboxEvent.objects.exists()
     assert not Tally.objects.exists()
@@ -45,7 +46,7 @@ def test_rolled_back_change_leaves_no_event():
 
 def test_emit_outside_a_transaction_is_refused():
     with pytest.raises(OutsideTransaction):
-        emit("kit.happened", aggregate_id="x", data={"key": "a"})
+        emit("kit.happened", aggregate_id="x", version=1, data={"key": "a"})
     assert not OutboxEvent.objects.exists()
 
 
@@ -61,14 +62,14 @@ def test_emit_outside_a_transaction_is_refused():
 )
 def test_invalid_events_are_refused_and_nothing_is_written(event_type, data, error):
     with pytest.raises(error), transaction.atomic():
-        emit(event_type, aggregate_id="x", data=data)
+        emit(event_type, aggregate_id="x", version=1, data=data)
     assert not OutboxEvent.objects.exists()
 
 
 def test_uuid_and_datetime_data_are_stored_as_json_text():
     poll = uuid.uuid4()
     with transaction.atomic():
-        event = emit("kit.happened", aggregate_id=poll, data={"key": "k", "poll": poll})
+        event = emit("kit.happened", aggregate_id=poll, version=1, data={"key": "k", "poll": poll})
     assert event.aggregate_id == str(poll)
     assert OutboxEvent.objects.get().envelope["data"]["poll"] == str(poll)
 
@@ -79,7 +80,7 @@ def test_commit_requests_a_relay_run_on_the_relay_queue(clean_queues):
     from .conftest import read_queue
 
     with transaction.atomic():
-        emit("kit.happened", aggregate_id="x", data={"key": "a"})
+        emit("kit.happened", aggregate_id="x", version=1, data={"key": "a"})
         assert read_queue(bus.relay_queue_name("kit")) == []  # nothing before commit
     requests = read_queue(bus.relay_queue_name("kit"))
     assert [m["headers"]["task"] for m in requests] == ["servicekit.events.relay"]
@@ -94,7 +95,7 @@ def test_relay_requests_are_throttled_per_process(clean_queues, settings):
 
     for i in range(5):
         with transaction.atomic():
-            emit("kit.happened", aggregate_id="x", data={"key": str(i)})
+            emit("kit.happened", aggregate_id="x", version=1, data={"key": str(i)})
     assert OutboxEvent.objects.count() == 5
     assert len(read_queue(bus.relay_queue_name("kit"))) == 1
 
@@ -109,7 +110,7 @@ def test_relay_requests_are_throttled_across_processes(clean_queues, settings):
     for i in range(3):
         outbox._last_request = float("-inf")  # each emit as if from another web worker process
         with transaction.atomic():
-            emit("kit.happened", aggregate_id="x", data={"key": str(i)})
+            emit("kit.happened", aggregate_id="x", version=1, data={"key": str(i)})
     assert OutboxEvent.objects.count() == 3
     assert len(read_queue(bus.relay_queue_name("kit"))) == 1  # the shared cache slot let one through
 
@@ -127,7 +128,7 @@ def test_broker_down_does_not_fail_the_write(settings):
     try:
         with transaction.atomic():
             Tally.objects.create(key="z")
-            emit("kit.happened", aggregate_id="x", data={"key": "z"})
+            emit("kit.happened", aggregate_id="x", version=1, data={"key": "z"})
     finally:
         current_app.conf.broker_url = settings.CELERY_BROKER_URL = _original_broker()
         bus.drop_cached_connection()

@@ -1,4 +1,7 @@
-"""The relay publishes pending rows to every subscribed queue, in order, and marks them sent only once confirmed."""
+"""The relay publishes pending rows to every subscribed queue, in order, and marks them sent only once confirmed.
+
+Grouping into one message per type, batch caps and the idle case: test_batches.py.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +23,13 @@ def _emit(n: int, *, aggregate: str = "agg", event_type: str = "kit.happened") -
     ids = []
     for i in range(n):
         with transaction.atomic():
-            ids.append(emit(event_type, aggregate_id=aggregate, data={"key": f"k{i}", "n": i}).id)
+            ids.append(emit(event_type, aggregate_id=aggregate, version=i + 1, data={"key": f"k{i}", "n": i}).id)
     return ids
+
+
+def envelopes(messages: list[dict]) -> list[dict]:
+    """Every envelope of a list of batch messages, in order."""
+    return [envelope for m in messages for envelope in m["args"][0]]
 
 
 def test_pending_events_fan_out_to_every_consumer_queue_in_order(clean_queues):
@@ -30,23 +38,24 @@ def test_pending_events_fan_out_to_every_consumer_queue_in_order(clean_queues):
     assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
     for service in ("kit", "other"):
         messages = read_queue(bus.events_queue_name(service))
-        assert [m["args"][0]["id"] for m in messages] == ids
-        assert {m["headers"]["task"] for m in messages} == {"servicekit.events.handle"}
-        assert [m["args"][0]["data"]["n"] for m in messages] == list(range(25))
+        assert len(messages) == 1  # one batch: 25 rows of one type, under the cap
+        assert [e["id"] for e in envelopes(messages)] == ids
+        assert {m["headers"]["task"] for m in messages} == {"servicekit.events.handle_batch"}
+        assert [e["data"]["n"] for e in envelopes(messages)] == list(range(25))
 
 
 def test_routing_follows_the_registry(clean_queues):
     _emit(1, event_type="kit.unheard")  # consumed by "other" only
     relay_pending()
     assert read_queue(bus.events_queue_name("kit")) == []
-    assert [m["args"][0]["type"] for m in read_queue(bus.events_queue_name("other"))] == ["kit.unheard"]
+    assert [e["type"] for e in envelopes(read_queue(bus.events_queue_name("other")))] == ["kit.unheard"]
 
 
 def test_already_sent_rows_are_not_published_again(clean_queues):
     _emit(3)
     assert relay_pending() == 3
     assert relay_pending() == 0
-    assert len(read_queue(bus.events_queue_name("kit"))) == 3
+    assert len(envelopes(read_queue(bus.events_queue_name("kit")))) == 3
 
 
 def test_broker_failure_keeps_rows_pending_and_counts_the_attempt(clean_queues):
@@ -63,29 +72,36 @@ def test_broker_failure_keeps_rows_pending_and_counts_the_attempt(clean_queues):
     assert OutboxEvent.objects.filter(sent_at__isnull=True).count() == 2
     # Once the broker is back, everything goes out.
     assert relay_pending() == 2
-    assert len(read_queue(bus.events_queue_name("kit"))) == 2
+    assert len(envelopes(read_queue(bus.events_queue_name("kit")))) == 2
 
 
-def test_publish_error_mid_batch_marks_only_the_confirmed_prefix(clean_queues, monkeypatch):
-    _emit(5)
-    real = bus.publish_event
-    calls = {"n": 0}
+def test_a_publish_error_mid_batch_marks_only_the_confirmed_messages_rows_sent(clean_queues, monkeypatch):
+    # Rows 0..4 alternate kit.happened / kit.unheard: one message per type, the second one fails.
+    for i in range(5):
+        with transaction.atomic():
+            emit("kit.unheard" if i % 2 else "kit.happened", aggregate_id="a", version=i + 1, data={"key": "k", "n": i})
+    real = bus.publish_batch
+    calls = []
 
-    def flaky(producer, app, envelope, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
+    def flaky(producer, event_type, texts, **kwargs):
+        calls.append(event_type)
+        if len(calls) == 2:
             raise ConnectionError("broker went away")
-        return real(producer, app, envelope, **kwargs)
+        return real(producer, event_type, texts, **kwargs)
 
-    monkeypatch.setattr(bus, "publish_event", flaky)
+    monkeypatch.setattr(bus, "publish_batch", flaky)
     with pytest.raises(ConnectionError):
         relay_pending()
+    assert calls == ["kit.happened", "kit.unheard"]
     rows = list(OutboxEvent.objects.order_by("id"))
-    assert [r.sent_at is not None for r in rows] == [True, True, True, False, False]
-    assert rows[3].attempts == 1 and "broker went away" in rows[3].last_error
-    monkeypatch.setattr(bus, "publish_event", real)
+    assert [r.sent_at is not None for r in rows] == [True, False, True, False, True]
+    assert [r.attempts for r in rows] == [0, 1, 0, 1, 0]
+    assert "broker went away" in rows[1].last_error and "broker went away" in rows[3].last_error
+    monkeypatch.setattr(bus, "publish_batch", real)
     assert relay_pending() == 2
-    assert [m["args"][0]["data"]["n"] for m in read_queue(bus.events_queue_name("kit"))] == [0, 1, 2, 3, 4]
+    other = read_queue(bus.events_queue_name("other"))
+    assert [[e["data"]["n"] for e in m["args"][0]] for m in other] == [[0, 2, 4], [1, 3]]
+    assert [e["data"]["n"] for e in envelopes(read_queue(bus.events_queue_name("kit")))] == [0, 2, 4]
 
 
 def test_only_one_relay_publishes_at_a_time(clean_queues):
@@ -117,4 +133,4 @@ def test_relay_task_publishes(clean_queues):
 
     _emit(2)
     assert relay.run(linger=0.0) == 2
-    assert len(read_queue(bus.events_queue_name("other"))) == 2
+    assert len(envelopes(read_queue(bus.events_queue_name("other")))) == 2

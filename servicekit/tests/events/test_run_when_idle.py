@@ -17,7 +17,7 @@ def test_the_repair_is_skipped_while_events_are_queued_and_runs_once_they_are_co
     import kitapp.tasks  # noqa: F401 - registers kitapp.repair
 
     with transaction.atomic():
-        emit("kit.happened", aggregate_id="a", data={"key": "q"})
+        emit("kit.happened", aggregate_id="a", version=1, data={"key": "q"})
     relay_pending()
     assert events_backlog() == 1
     assert run_when_idle.run("kitapp.repair") is False

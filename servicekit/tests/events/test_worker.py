@@ -96,16 +96,18 @@ def count(key: str) -> int:
 def test_committed_events_reach_the_handler_through_the_worker(worker):
     for i in range(30):
         with transaction.atomic():
-            emit("kit.happened", aggregate_id="a", data={"key": "w", "n": i})
-    wait_for(lambda: count("w") == 30, what="30 events applied")
+            emit("kit.happened", aggregate_id="a", version=i + 1, data={"key": "w", "n": i})
+            emit("kit.batched", aggregate_id="b", version=i + 1, data={"key": "wb", "n": i})
+    wait_for(lambda: count("w") == 30 and count("wb") == 30, what="60 events applied")
     wait_for(lambda: not OutboxEvent.objects.filter(sent_at__isnull=True).exists(), what="outbox drained")
-    assert InboxEvent.objects.count() == 30
+    assert InboxEvent.objects.count() == 60
+    assert (count("w"), count("wb")) == (30, 30)
 
 
 def test_killing_the_worker_process_mid_event_loses_and_duplicates_nothing(worker):
     for i in range(12):
         with transaction.atomic():
-            emit("kit.happened", aggregate_id="a", data={"key": "k", "n": i, "sleep": 0.3})
+            emit("kit.happened", aggregate_id="a", version=i + 1, data={"key": "k", "n": i, "sleep": 0.3})
     kills = 0
     deadline = time.monotonic() + 60
     while count("k") < 12 and time.monotonic() < deadline:
@@ -124,7 +126,7 @@ def test_killing_the_worker_process_mid_event_loses_and_duplicates_nothing(worke
 
 def test_a_poison_event_lands_in_the_dead_letter_queue_instead_of_looping(worker):
     with transaction.atomic():
-        emit("kit.happened", aggregate_id="a", data={"key": "poison", "poison": True})
+        emit("kit.happened", aggregate_id="a", version=1, data={"key": "poison", "poison": True})
     wait_for(lambda: DeadLetter.objects.exists(), what="dead letter recorded")
     letter = DeadLetter.objects.get()
     assert letter.attempts == 3  # first try + EVENTS_MAX_RETRIES=2
@@ -132,5 +134,6 @@ def test_a_poison_event_lands_in_the_dead_letter_queue_instead_of_looping(worker
     from .conftest import read_queue
 
     dlq = wait_for(lambda: read_queue(bus.dead_letter_queue_name("kit")), what="message in the broker DLQ")
-    assert [m["args"][0]["id"] for m in dlq] == [str(letter.event_id)]
+    assert [[e["id"] for e in m["args"][0]] for m in dlq] == [[str(letter.event_id)]]  # alone
+    assert dlq[0]["headers"]["task"] == "servicekit.events.handle_batch"
     assert read_queue(bus.events_queue_name("kit")) == []
