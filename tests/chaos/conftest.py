@@ -6,7 +6,8 @@ RabbitMQ on this machine is shared by every concurrent test run and by ``make up
 test, and a complete platform (``scripts.stack.Stack``: gunicorn x3, Celery worker and beat x3,
 Nginx) on ports 18101-18103 / 18180 with databases ``*_chaos``. Both are stopped at the end.
 
-``CHAOS_SCALE=full`` (``make chaos``) runs 10,000 votes; the default (``make test``) runs 2,000.
+``CHAOS_SCALE=full`` (``make chaos``) runs 10,000 vote operations (casts, changes, retractions);
+the default (``make test``) runs 2,000.
 """
 
 from __future__ import annotations
@@ -232,4 +233,6 @@ def supervisor(request) -> Iterator[dict]:
 
 @pytest.fixture(scope="session")
 def platform(chaos_stack: Stack) -> Platform:
-    return Platform(gateway_url=chaos_stack.gateway_url, run_dir=chaos_stack.run_dir)
+    return Platform(
+        gateway_url=chaos_stack.gateway_url, run_dir=chaos_stack.run_dir, votes_url=chaos_stack.service_url("votes")
+    )

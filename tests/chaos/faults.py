@@ -1,10 +1,13 @@
-"""What the fault tests measure: the ledger, the tallies, the results endpoint; and the duplicator."""
+"""What the fault tests measure, per vote id: vote_service's ledger, choice_service's projection, the
+results endpoint and the public tallies; and the duplicator (events published a second time)."""
 
 from __future__ import annotations
 
+import json
 import random
+import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 from celery import Celery
@@ -17,50 +20,80 @@ def database_url(stack, env_name: str) -> str:
     return stack.env[env_name].replace("postgres://", "postgresql://", 1)
 
 
+def wait_for(what: str, check, timeout: float = 30.0, interval: float = 0.2):  # noqa: ANN001
+    """Poll ``check()`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not reached within {timeout} s (last: {last!r})")
+
+
+def projection(stack, poll_ids) -> dict[str, str]:
+    """choice_service's live projection rows of the polls: ``{vote id: choice id}``."""
+    with psycopg.connect(database_url(stack, "CHOICE_DATABASE_URL")) as conn:
+        rows = conn.execute(
+            "SELECT id::text, choice_id::text FROM choices_voteprojection"
+            " WHERE poll_id::text = ANY(%s) AND NOT deleted",
+            [list(poll_ids)],
+        ).fetchall()
+    return dict(rows)
+
+
+def applied_vote_events(stack) -> int:
+    """Vote events choice_service has applied (its inbox)."""
+    with psycopg.connect(database_url(stack, "CHOICE_DATABASE_URL")) as conn:
+        return conn.execute(
+            "SELECT count(DISTINCT event_id) FROM servicekit_inbox_event WHERE event_type LIKE 'vote.%%'"
+        ).fetchone()[0]
+
+
 @dataclass
 class Snapshot:
-    ledger: dict[str, tuple[str, str, int]]  # vote id -> (poll, choice, voter)
-    ledger_counts: Counter  # choice id -> votes in the ledger
-    tallies: dict[str, int]  # choice id -> tally in choice_service
-    results: dict[str, int] = field(default_factory=dict)  # choice id -> votes in the results endpoint
+    ledger: dict[str, str]  # vote id -> choice id (vote_service's internal ledger read)
+    projection: dict[str, str]  # vote id -> choice id (choice_service's live projection rows)
+    results: dict[str, int]  # choice id -> votes in vote_service's /results
+    tallies: dict[str, int]  # choice id -> the public ``votes`` of the choice (choice_service)
+
+
+def public_tallies(platform, poll_id: str) -> dict[str, int]:
+    response = platform.session.get(
+        f"{platform.gateway_url}/api/v1/choices/", params={"poll": poll_id, "page_size": 100}, timeout=15
+    )
+    response.raise_for_status()
+    return {c["id"]: c["votes"] for c in response.json()["results"]}
 
 
 def snapshot(stack, platform, polls) -> Snapshot:
-    with psycopg.connect(database_url(stack, "VOTE_DATABASE_URL")) as conn:
-        rows = conn.execute("SELECT id::text, poll_id::text, choice_id::text, voter_id FROM votes_vote").fetchall()
-    ledger = {r[0]: (r[1], r[2], r[3]) for r in rows}
-    counts = Counter(r[2] for r in rows)
-    poll_ids = [p.id for p in polls]
-    with psycopg.connect(database_url(stack, "CHOICE_DATABASE_URL")) as conn:
-        tallies = {
-            r[0]: r[1]
-            for r in conn.execute(
-                "SELECT id::text, votes FROM choices_choice WHERE poll_id::text = ANY(%s)", [poll_ids]
-            ).fetchall()
-        }
+    ledger: dict[str, str] = {}
     results: dict[str, int] = {}
+    tallies: dict[str, int] = {}
     for poll in polls:
-        body = platform.results(poll.id) or {}
-        for entry in body.get("choices", []):
+        ledger.update(platform.ledger(poll.id))
+        for entry in (platform.results(poll.id) or {}).get("choices", []):
             results[entry["choice"]] = entry["votes"]
-    return Snapshot(ledger, counts, tallies, results)
+        tallies.update(public_tallies(platform, poll.id))
+    return Snapshot(ledger, projection(stack, [p.id for p in polls]), results, tallies)
 
 
-def verdict(snap: Snapshot, acknowledged: dict[int, dict], polls) -> dict[str, int]:
-    """Figures of one snapshot: lost/duplicated acknowledged votes and tally/results mismatches."""
-    ledger_by_voter_poll = Counter((poll, voter) for poll, _choice, voter in snap.ledger.values())
-    lost = sum(1 for vote in acknowledged.values() if vote["id"] not in snap.ledger)
-    duplicated = sum(n - 1 for n in ledger_by_voter_poll.values() if n > 1)
+def verdict(snap: Snapshot, expected: dict[str, str], polls) -> dict[str, int]:
+    """Mismatches of one snapshot, per vote id (``expected``: what the clients were told)."""
+    ledger, proj = snap.ledger, snap.projection
+    counts = Counter(ledger.values())
     choices = [c for p in polls for c in p.choices]
-    tally_off = sum(abs(snap.tallies.get(c, 0) - snap.ledger_counts.get(c, 0)) for c in choices)
-    over_counted = sum(max(0, snap.tallies.get(c, 0) - snap.ledger_counts.get(c, 0)) for c in choices)
-    results_off = sum(abs(snap.results.get(c, -1) - snap.ledger_counts.get(c, 0)) for c in choices)
     return {
-        "lost": lost,
-        "duplicated": duplicated,
-        "tally_off": tally_off,
-        "over_counted": over_counted,
-        "results_off": results_off,
+        # acknowledged but not in the ledger (or with another choice)
+        "lost": sum(1 for v, c in expected.items() if ledger.get(v) != c),
+        # in the ledger although no client was told so (a retraction acknowledged, a phantom)
+        "phantom": len(set(ledger) - set(expected)),
+        "projection missing": len(set(ledger) - set(proj)),
+        "projection extra": len(set(proj) - set(ledger)),
+        "projection wrong choice": sum(1 for v, c in ledger.items() if v in proj and proj[v] != c),
+        "results off": sum(abs(snap.results.get(c, -1) - counts.get(c, 0)) for c in choices),
+        "tallies off": sum(abs(snap.tallies.get(c, -1) - counts.get(c, 0)) for c in choices),
     }
 
 
@@ -72,10 +105,20 @@ def republish_fraction(stack, broker_url: str, fraction: float, *, seed: int = 5
         with psycopg.connect(database_url(stack, env_name)) as conn:
             rows = conn.execute("SELECT envelope FROM servicekit_outbox_event WHERE sent_at IS NOT NULL").fetchall()
         envelopes += [r[0] for r in rows if rng.random() < fraction]
-    app = Celery("chaos-duplicator", broker=broker_url)
+    publish(broker_url, envelopes, batch=50)
+    return len(envelopes)
+
+
+def publish(broker_url: str, envelopes: list[dict], *, batch: int = 1) -> None:
+    """Publish envelopes to the events exchange like a relay: messages of up to ``batch`` envelopes
+    of one type (confirmed by the broker)."""
+    by_type: dict[str, list[str]] = {}
+    for envelope in envelopes:
+        by_type.setdefault(envelope["type"], []).append(json.dumps(envelope, default=str))
+    app = Celery("chaos-publisher", broker=broker_url)
     with Connection(broker_url, transport_options={"confirm_publish": True}) as conn:
         producer = conn.Producer()
         bus.declare_topology(producer.channel)
-        for envelope in envelopes:
-            bus.publish_event(producer, app, envelope)
-    return len(envelopes)
+        for event_type, texts in by_type.items():
+            for start in range(0, len(texts), batch):
+                bus.publish_batch(producer, app, event_type, texts[start : start + batch])

@@ -2,8 +2,11 @@
 
     cd vote_service && python ../tests/contract/consumer_pacts.py votes <pact dir>
 
-HTTP: the consumer's *own* replica-miss code (its services and ServiceClient) talks to a Pact mock
-provider; the interactions it needs are recorded as pacts. Messages: for every event type the service
+HTTP: the consumer's *own* code (its services, clients and ServiceClient) talks to a Pact mock
+provider; the interactions it needs are recorded as pacts: replica misses (each internal read carries
+the aggregate's ``version``), the gate commands polls_service sends before it commits (``PUT
+/internal/polls/{id}/state/``: vote_service seals, choice_service freezes) and choice_service's ledger
+read for reconciliation (``GET /internal/polls/{id}/votes/``). Messages: for every event type the service
 handles, the expected message is recorded and fed through the consumer's real handlers
 (``servicekit.events.consumer.consume``: schema check, inbox, handler). Pact files go to <pact dir>.
 """
@@ -37,12 +40,37 @@ def poll_body():
         "owner_id": match.int(S.OWNER),
         "status": match.regex("open", regex=r"^(draft|open|closed)$"),
         "closes_at": None,
+        "version": match.int(3),
     }
 
 
 def two_choices():
     """An array of at least two choices shaped like the example ones."""
-    return match.type([{"id": S.C_1, "text": "Yes", "position": 0}, {"id": S.C_2, "text": "No", "position": 1}], min=2)
+    return match.type(
+        [
+            {"id": S.C_1, "text": "Yes", "position": 0, "version": 1},
+            {"id": S.C_2, "text": "No", "position": 1, "version": 1},
+        ],
+        min=2,
+    )
+
+
+def state_command(status: str, *, version: int = 2, **extra):
+    """The body of a gate command: the poll's state at its new version."""
+    return {
+        "version": match.int(version),
+        "owner_id": match.int(S.OWNER),
+        "status": status,
+        "closes_at": None,
+        **extra,
+    }
+
+
+def contract_poll(poll_id: str, *, status: str, version: int):
+    """An unsaved polls_service ``Poll`` at ``version`` (what ``poll_open``/``poll_close`` hold before commit)."""
+    from polls.models import Poll
+
+    return Poll(id=poll_id, owner_id=S.OWNER, question="Contract poll", status=status, version=version)
 
 
 def polls_pact(consumer: str) -> Pact:
@@ -66,14 +94,15 @@ def polls_pact(consumer: str) -> Pact:
 
 
 def votes_http(pact_dir: str) -> None:
-    from votes.services import choice_replica_ensure, choice_replicas_warm, poll_replica_ensure
+    from votes.services import choice_replica_get_or_fetch, choice_replicas_warm, poll_replica_get_or_fetch
 
     pact = polls_pact("vote_service")
     with pact.serve() as srv:
         settings.POLLS_INTERNAL_URL = str(srv.url)
-        replica = poll_replica_ensure(poll_id=S.P_OPEN, warm_choices=False)
+        replica = poll_replica_get_or_fetch(poll_id=S.P_OPEN, warm_choices=False)
         assert replica is not None and replica.status == "open" and replica.owner_id == S.OWNER, replica
-        assert poll_replica_ensure(poll_id=S.P_MISSING, warm_choices=False) is None
+        assert replica.version == 3, replica.version
+        assert poll_replica_get_or_fetch(poll_id=S.P_MISSING, warm_choices=False) is None
     pact.write_file(pact_dir, overwrite=True)
 
     pact = Pact("vote_service", "choice_service").with_specification("V4")
@@ -89,6 +118,7 @@ def votes_http(pact_dir: str) -> None:
                 "poll_id": match.uuid(S.P_OPEN),
                 "text": match.str("Yes"),
                 "position": match.int(0),
+                "version": match.int(1),
             },
             content_type="application/json",
         )
@@ -113,43 +143,113 @@ def votes_http(pact_dir: str) -> None:
     )
     with pact.serve() as srv:
         settings.CHOICE_INTERNAL_URL = str(srv.url)
-        choice = choice_replica_ensure(choice_id=S.C_1)
-        assert choice is not None and str(choice.poll_id) == S.P_OPEN
-        assert choice_replica_ensure(choice_id=S.C_MISSING) is None
+        choice = choice_replica_get_or_fetch(choice_id=S.C_1)
+        assert choice is not None and str(choice.poll_id) == S.P_OPEN and choice.version == 1
+        assert choice_replica_get_or_fetch(choice_id=S.C_MISSING) is None
         assert choice_replicas_warm(poll_id=S.P_OPEN) >= 2
     pact.write_file(pact_dir, overwrite=True)
 
 
 def choices_http(pact_dir: str) -> None:
-    from choices.services import poll_replica_ensure
+    from choices.services import _ledger_votes, poll_replica_get_or_fetch
 
     pact = polls_pact("choice_service")
     with pact.serve() as srv:
         settings.POLLS_INTERNAL_URL = str(srv.url)
-        replica = poll_replica_ensure(poll_id=S.P_OPEN)
+        replica = poll_replica_get_or_fetch(poll_id=S.P_OPEN)
         assert replica is not None and replica.status == "open" and replica.owner_id == S.OWNER, replica
-        assert poll_replica_ensure(poll_id=S.P_MISSING) is None
+        assert replica.version == 3, replica.version
+        assert poll_replica_get_or_fetch(poll_id=S.P_MISSING) is None
     pact.write_file(pact_dir, overwrite=True)
 
-
-def polls_http(pact_dir: str) -> None:
-    from polls.clients import choice_count
-
-    pact = Pact("polls_service", "choice_service").with_specification("V4")
+    # Reconciliation reads vote_service's ledger page by page (here: one page, ``next`` null).
+    pact = Pact("choice_service", "vote_service").with_specification("V4")
     (
-        pact.upon_receiving("a request for every choice of a poll")
-        .given(S.CHOICES_EXIST)
-        .with_request("GET", f"/internal/polls/{S.P_OPEN}/choices/")
+        pact.upon_receiving("a request for the first page of a poll's vote ledger")
+        .given(S.LEDGER_TWO_VOTES)
+        .with_request("GET", f"/internal/polls/{S.P_OPEN}/votes/")
+        .with_query_parameter("limit", "1000")
         .with_header("Authorization", SERVICE_HEADER)
         .will_respond_with(200)
         .with_body(
-            {"poll_id": match.uuid(S.P_OPEN), "choices": two_choices()},
+            {
+                "poll_id": match.uuid(S.P_OPEN),
+                "votes": match.type(
+                    [
+                        {"id": S.V_1, "choice_id": S.C_1, "version": 1},
+                        {"id": S.V_2, "choice_id": S.C_2, "version": 2},
+                    ],
+                    min=1,
+                ),
+                "next": None,
+            },
             content_type="application/json",
         )
     )
     with pact.serve() as srv:
+        settings.VOTE_INTERNAL_URL = str(srv.url)
+        votes = _ledger_votes(S.P_OPEN)
+        assert votes is not None and {v["id"] for v in votes} == {S.V_1, S.V_2}, votes
+        assert all(isinstance(v["version"], int) for v in votes), votes
+    pact.write_file(pact_dir, overwrite=True)
+
+
+def polls_http(pact_dir: str) -> None:
+    from polls.clients import NotEnoughChoices, choices_gate, votes_gate
+
+    # Open: choice_service freezes the poll's choices (and counts them) before polls_service commits.
+    pact = Pact("polls_service", "choice_service").with_specification("V4")
+    (
+        pact.upon_receiving("a freeze command opening a draft with two choices")
+        .given(S.DRAFT_TWO_CHOICES)
+        .with_request("PUT", f"/internal/polls/{S.P_DRAFT}/state/")
+        .with_header("Authorization", SERVICE_HEADER)
+        .with_body(state_command("open", min_choices=2), content_type="application/json")
+        .will_respond_with(200)
+        .with_body(
+            {"poll_id": match.uuid(S.P_DRAFT), "version": match.int(2), "status": "open", "choices": match.int(2)},
+            content_type="application/json",
+        )
+    )
+    (
+        pact.upon_receiving("a freeze command opening a draft with one choice")
+        .given(S.DRAFT_ONE_CHOICE)
+        .with_request("PUT", f"/internal/polls/{S.P_ONE}/state/")
+        .with_header("Authorization", SERVICE_HEADER)
+        .with_body(state_command("open", min_choices=2), content_type="application/json")
+        .will_respond_with(409)
+        .with_body({"status": 409, "code": "not-enough-choices", "choices": 1}, content_type="application/problem+json")
+    )
+    with pact.serve() as srv:
         settings.CHOICE_INTERNAL_URL = str(srv.url)
-        assert choice_count(S.P_OPEN) == 2
+        held = choices_gate(contract_poll(S.P_DRAFT, status="open", version=2), min_choices=2)
+        assert held["status"] == "open" and held["version"] == 2 and held["choices"] == 2, held
+        try:
+            choices_gate(contract_poll(S.P_ONE, status="open", version=2), min_choices=2)
+        except NotEnoughChoices as refused:
+            assert refused.choices == 1
+        else:
+            raise AssertionError("a freeze refused with 409 did not raise NotEnoughChoices")
+    pact.write_file(pact_dir, overwrite=True)
+
+    # Close: vote_service seals the poll before polls_service commits.
+    pact = Pact("polls_service", "vote_service").with_specification("V4")
+    (
+        pact.upon_receiving("a seal command closing an open poll")
+        .given(S.VOTES_OPEN)
+        .with_request("PUT", f"/internal/polls/{S.P_OPEN}/state/")
+        .with_header("Authorization", SERVICE_HEADER)
+        .with_body(state_command("closed"), content_type="application/json")
+        .will_respond_with(200)
+        .with_body(
+            {"poll_id": match.uuid(S.P_OPEN), "version": match.int(2), "status": "closed"},
+            content_type="application/json",
+        )
+    )
+    with pact.serve() as srv:
+        settings.VOTE_INTERNAL_URL = str(srv.url)
+        held = votes_gate(contract_poll(S.P_OPEN, status="closed", version=2))
+        assert held["status"] == "closed" and held["version"] == 2, held
     pact.write_file(pact_dir, overwrite=True)
 
 
@@ -211,6 +311,8 @@ def messages(service: str, pact_dir: str) -> list[str]:
                 ),
                 "producer": producer,
                 "aggregate_id": match.str(S.P_OPEN),
+                # Replicas order changes by it, never by occurred_at.
+                "version": match.int(1),
                 "data": data_expectation(event_type),
             }
             (pact.upon_receiving(f"a {event_type} event", "Async").with_body(envelope, content_type="application/json"))

@@ -1,9 +1,10 @@
 """Contract tests (pact-python 4, V4 pacts), verified against the real providers of the test stack.
 
 1. Consumer halves (``consumer_pacts.py``) run inside each consumer service's Django environment and
-   write the pacts: the HTTP replica-miss calls (vote_service → polls_service and choice_service,
-   choice_service → polls_service, polls_service → choice_service) and, for every event type a
-   service handles, the message it expects (fed through its real handlers).
+   write the pacts: the HTTP replica-miss calls with versions (vote_service → polls_service and
+   choice_service, choice_service → polls_service), the gate commands (polls_service → choice_service
+   freeze, polls_service → vote_service seal), the ledger read (choice_service → vote_service) and,
+   for every event type a service handles, the message it expects (fed through its real handlers).
 2. Here each provider is verified: HTTP pacts against the running gunicorn of the provider (state
    handlers seed the provider's data), message pacts against what the provider really emits (the
    test performs the action through the gateway and hands the envelope its outbox stored to Pact).
@@ -73,12 +74,11 @@ def verify(verifier: Verifier) -> None:
 
 
 def seeder(stack, service: str):
-    done: set[str] = set()
+    """A state handler: (re)seeds the provider before each interaction (a gate command moves state)."""
 
     def seed(action: str | None = None, parameters: dict | None = None) -> None:
-        if action in (None, "setup") and service not in done:
+        if action in (None, "setup"):
             stack.manage(service, "shell", "-c", S.SEED[service])
-            done.add(service)
 
     return seed
 
@@ -87,7 +87,13 @@ def seeder(stack, service: str):
     ("provider", "service", "consumers", "states"),
     [
         ("polls_service", "polls", ["vote_service", "choice_service"], [S.POLL_OPEN, S.POLL_MISSING]),
-        ("choice_service", "choices", ["vote_service", "polls_service"], [S.CHOICES_EXIST, S.CHOICE_MISSING]),
+        (
+            "choice_service",
+            "choices",
+            ["vote_service", "polls_service"],
+            [S.CHOICES_EXIST, S.CHOICE_MISSING, S.DRAFT_TWO_CHOICES, S.DRAFT_ONE_CHOICE],
+        ),
+        ("vote_service", "votes", ["polls_service", "choice_service"], [S.VOTES_OPEN, S.LEDGER_TWO_VOTES]),
     ],
 )
 def test_http_provider_honours_its_consumers(stack, pact_dir, provider, service, consumers, states):
