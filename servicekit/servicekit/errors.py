@@ -27,6 +27,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -165,6 +166,11 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         exc = Problem("The request body is larger than this service accepts.", status=413, code="payload-too-large")
     elif isinstance(exc, SuspiciousOperation):
         exc = Problem("The request was rejected as malformed.", status=400, code="bad-request")
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        # The database connection was lost (a restart, a network cut): nothing was committed by this
+        # request's transaction; Django drops the connection at the end of the request.
+        logger.warning("database unavailable", extra={"error": repr(exc)[:300]})
+        exc = ServiceUnavailable("The database is unavailable; try again shortly.", headers={"Retry-After": "1"})
 
     if not isinstance(exc, exceptions.APIException):
         return None  # Unexpected: Django's handler500 logs it and answers a generic problem.

@@ -77,9 +77,12 @@ def database(*, database_env: str, service: str, run: Path) -> dict[str, Any]:
     config = env.db_url(database_env, default=f"sqlite:///{run / f'{service}.sqlite3'}")
     engine = config["ENGINE"]
     if engine == "django.db.backends.postgresql":
-        # Persistent connections suit gunicorn's sync workers; health checks drop dead ones.
+        # Persistent connections suit gunicorn's sync workers; health checks drop dead ones, skipped
+        # for a connection that finished a request cleanly within the grace (servicekit.db.postgresql).
+        config["ENGINE"] = "servicekit.db.postgresql"
         config.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
         config["CONN_HEALTH_CHECKS"] = True
+        config["HEALTH_CHECK_GRACE"] = env.float("DATABASE_HEALTH_CHECK_GRACE", default=1.0)
         config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     elif engine == "django.db.backends.sqlite3":
         # Several processes (web workers, Celery) share the file: WAL and immediate transactions
