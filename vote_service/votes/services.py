@@ -20,7 +20,7 @@ import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
@@ -236,10 +236,26 @@ def _cast_event(vote: Vote, now: datetime) -> Event:
     )
 
 
-def _cast_in_one_statement(vote: Vote, params: dict[str, Any]) -> _Attempt:
+def _execute_cast(params: dict[str, Any]) -> _Attempt:
     with connection.cursor() as cursor:
         cursor.execute(_CAST_SQL, params)
-        attempt = _Attempt(*cursor.fetchone())
+        return _Attempt(*cursor.fetchone())
+
+
+def _cast_in_one_statement(vote: Vote, params: dict[str, Any]) -> _Attempt:
+    try:
+        attempt = _execute_cast(params)
+    except OperationalError:
+        # A connection that died since its last use (the health check is skipped for recently used
+        # ones): reconnect and run the statement once more. In autocommit the first run may have
+        # committed before the connection broke; then the retry inserts nothing (one vote per voter)
+        # and the vote's own id, chosen here, says it is ours.
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        attempt = _execute_cast(params)
+        if not attempt.inserted and Vote.objects.filter(pk=vote.id).exists():
+            attempt = attempt._replace(inserted=True)
     if attempt.inserted:
         # Immediately in autocommit (the statement has committed); after the caller's commit otherwise.
         transaction.on_commit(request_relay)

@@ -109,3 +109,30 @@ def test_refusals_with_warm_replicas_cost_the_one_statement(voter, open_poll, ca
     if connection.vendor == "postgresql":
         assert len(_statements(context)) == 1
     assert not Vote.objects.exists() and not OutboxEvent.objects.exists()
+
+
+def _terminate_this_connection() -> None:
+    """Kill this process's PostgreSQL session from another connection (what a restart does to it)."""
+    import psycopg
+
+    params = connection.get_connection_params()
+    backend_pid = connection.connection.info.backend_pid
+    with psycopg.connect(
+        host=params.get("host"), port=params.get("port"), user=params.get("user"), dbname=params["dbname"],
+        autocommit=True,
+    ) as other:  # fmt: skip
+        other.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_a_vote_on_a_connection_lost_since_its_last_use_is_retried_once(open_poll):
+    from servicekit.principal import Principal
+    from votes.services import vote_cast
+
+    choice = choices_of(open_poll)[0]
+    connection.ensure_connection()
+    _terminate_this_connection()
+    vote = vote_cast(actor=Principal(id=4242, username="v"), poll_id=open_poll.id, choice_id=choice.id)
+    assert Vote.objects.get().id == vote.id
+    assert list(OutboxEvent.objects.values_list("aggregate_id", flat=True)) == [str(vote.id)]
