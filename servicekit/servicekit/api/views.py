@@ -91,8 +91,18 @@ class VersionedViewMixin:
         return self.get_serializer_class()
 
     def validated_input(self, request: Any, *, partial: bool = False) -> dict[str, Any]:
-        """The request body validated by the action's input serializer (400 problem+json otherwise)."""
+        """The request body validated by the action's input serializer (400 problem+json otherwise).
+
+        An input serializer on a hot path may define ``fast_validate(data) -> dict | None``: the
+        validated data of a well-formed body, or None for anything else, which the serializer itself
+        then validates (and answers 400 for), so error messages have one source.
+        """
         serializer_class = self.get_input_serializer_class()
+        fast_validate = getattr(serializer_class, "fast_validate", None)
+        if fast_validate is not None and not partial:
+            validated = fast_validate(request.data)
+            if validated is not None:
+                return validated
         serializer = serializer_class(data=request.data, partial=partial, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)

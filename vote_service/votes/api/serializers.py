@@ -3,6 +3,7 @@ hot path (the database's unique constraint decides a double vote)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from rest_framework import serializers
@@ -47,6 +48,20 @@ class VoteCreateSerializer(serializers.Serializer):
 
     poll = StrictUUIDField(help_text="The open poll to vote in.")
     choice = StrictUUIDField(help_text="One of the poll's choices.")
+
+    @staticmethod
+    def fast_validate(data: Any) -> dict[str, uuid.UUID] | None:
+        """The two UUIDs of a well-formed body without the field machinery (the vote is the hottest
+        path: ~10 % of its CPU went here); None sends anything else through the fields above."""
+        if not isinstance(data, dict):
+            return None
+        poll, choice = data.get("poll"), data.get("choice")
+        if not isinstance(poll, str) or not isinstance(choice, str):
+            return None
+        try:  # what UUIDField accepts from a string: uuid.UUID(hex=...)
+            return {"poll": uuid.UUID(hex=poll), "choice": uuid.UUID(hex=choice)}
+        except ValueError:
+            return None
 
 
 class VoteChangeSerializer(serializers.Serializer):
