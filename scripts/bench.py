@@ -224,6 +224,47 @@ def window_cpu(before: dict, after: dict, children_cpu: float, count: int = 8) -
     }
 
 
+def _role(cmd: str) -> str | None:
+    """Which part of the platform a process is (None for the bench's own and unrelated processes)."""
+    if cmd.startswith("postgres:"):
+        return "postgres" if "_bench" in cmd else None
+    for service in ("vote", "choice", "polls"):
+        if f"{service}_service.wsgi" in cmd:
+            return f"{service}s web" if service != "polls" else "polls web"
+        if f"-A {service}_service worker" in cmd:
+            return f"{service}s worker" if service != "polls" else "polls worker"
+    if "nginx" in cmd:
+        return "gateway"
+    if "beam.smp" in cmd:
+        return "rabbitmq"
+    if "redis-server" in cmd:
+        return "redis"
+    return None
+
+
+def _of_bench_stack(pid: int, cmd: str) -> bool:
+    """Whether a service or gateway process belongs to the bench's stack (another stack may be running)."""
+    if cmd.startswith(("postgres:", "/usr/lib/erlang")) or "beam.smp" in cmd or "redis-server" in cmd:
+        return True  # shared servers: counted whole
+    try:
+        return b"bench-stack" in Path(f"/proc/{pid}/environ").read_bytes() or "bench-stack" in cmd
+    except OSError:
+        return False
+
+
+def cpu_per_request(before: dict, after: dict, requests: int) -> dict[str, float]:
+    """CPU milliseconds per request of one run, by part of the platform (what a vote costs, and where)."""
+    spent: dict[str, float] = {}
+    for key, (cpu, cmd, _) in after.items():
+        role = _role(cmd)
+        delta = cpu - before.get(key, (0.0, "", 0))[0]
+        if role and delta > 0 and _of_bench_stack(key[0], cmd):
+            spent[role] = spent.get(role, 0.0) + delta
+    total = sum(spent.values())
+    rows = {role: round(1000 * cpu / requests, 2) for role, cpu in sorted(spent.items(), key=lambda i: -i[1])}
+    return {"total": round(1000 * total / requests, 2), **rows}
+
+
 # --------------------------------------------------------------------------------------------------
 # the baseline: scripts/bench/baseline_app.py under uvicorn
 # --------------------------------------------------------------------------------------------------
@@ -739,11 +780,14 @@ def main(argv: list[str] | None = None) -> int:
                 env, url, script = platform_env, f"{gateway}/api/v1/results/", LUA / "results.lua"
             else:
                 env, url, script = {}, f"{votes_url}/healthz", None
+            before = cpu_times() if which == "platform" else None
             try:
                 result = wrk(url, script=script, env=env, connections=connections)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 result = {"error": str(exc)}
             else:
+                if before is not None and result.get("requests"):
+                    result["cpu_ms_per_request"] = cpu_per_request(before, cpu_times(), result["requests"])
                 if which in offsets:
                     offsets[which] = result.get("next_offset") or offsets[which] + result["requests"] + connections * 4
             figures[name] = result
@@ -752,6 +796,9 @@ def main(argv: list[str] | None = None) -> int:
                 or f"{result['rps']:.0f} req/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms"
             )
             log(f"  {name:<24} {shown}")
+            if result.get("cpu_ms_per_request"):
+                where = ", ".join(f"{label} {ms}" for label, ms in result["cpu_ms_per_request"].items())
+                log(f"  {'':<24} CPU ms per request: {where}")
             return result
 
         if platform_ok:
