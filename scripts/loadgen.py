@@ -307,7 +307,7 @@ class CloseRace:
         voters: int = 50,
         changers: int = 10,
         interval: float = 0.05,
-        warmup: int = 100,
+        warmup: int = 150,
         after_close: float = 1.5,
         limit: float = 90.0,
         owner_token: str | None = None,
@@ -357,7 +357,7 @@ class CloseRace:
                 others = [c for c in self.poll.choices if c != client.choice]
                 if client.vote is None:
                     op = client.cast(self.poll.id, others[step % len(others)])
-                elif step % 4 == 0:
+                elif step % 3 == 0:
                     op = client.retract(self.poll.id)
                 else:
                     op = client.change(self.poll.id, others[step % len(others)])

@@ -10,7 +10,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import psycopg
-from celery import Celery
 from kombu import Connection
 
 from servicekit.events import bus
@@ -115,10 +114,9 @@ def publish(broker_url: str, envelopes: list[dict], *, batch: int = 1) -> None:
     by_type: dict[str, list[str]] = {}
     for envelope in envelopes:
         by_type.setdefault(envelope["type"], []).append(json.dumps(envelope, default=str))
-    app = Celery("chaos-publisher", broker=broker_url)
     with Connection(broker_url, transport_options={"confirm_publish": True}) as conn:
         producer = conn.Producer()
         bus.declare_topology(producer.channel)
         for event_type, texts in by_type.items():
             for start in range(0, len(texts), batch):
-                bus.publish_batch(producer, app, event_type, texts[start : start + batch])
+                bus.publish_batch(producer, event_type, texts[start : start + batch])

@@ -218,7 +218,16 @@ def polls_http(pact_dir: str) -> None:
         .with_header("Authorization", SERVICE_HEADER)
         .with_body(state_command("open", min_choices=2), content_type="application/json")
         .will_respond_with(409)
-        .with_body({"status": 409, "code": "not-enough-choices", "choices": 1}, content_type="application/problem+json")
+        .with_body(
+            {
+                "type": match.regex(
+                    "https://polls.example/problems/not-enough-choices", regex=r"^\S+/not-enough-choices$"
+                ),
+                "status": 409,
+                "choices": match.int(1),
+            },
+            content_type="application/problem+json",
+        )
     )
     with pact.serve() as srv:
         settings.CHOICE_INTERNAL_URL = str(srv.url)
