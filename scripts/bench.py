@@ -229,7 +229,7 @@ def _role(cmd: str) -> str | None:
     if cmd.startswith("postgres:"):
         return "postgres" if "_bench" in cmd else None
     for service in ("vote", "choice", "polls"):
-        if f"{service}_service.wsgi" in cmd:
+        if f"{service}_service.wsgi" in cmd or (service == "vote" and "granian" in cmd):
             return f"{service}s web" if service != "polls" else "polls web"
         if f"-A {service}_service worker" in cmd:
             return f"{service}s worker" if service != "polls" else "polls worker"
