@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 
 from choices.models import Choice, PollReplica, VoteProjection
 from servicekit.permissions import can_manage, is_operator, is_principal
 from servicekit.principal import Principal
+from servicekit.replicas import live_count
 
 
 def _visible_poll_ids(actor: Principal | None) -> QuerySet:
@@ -25,14 +25,7 @@ def _visible_poll_ids(actor: Principal | None) -> QuerySet:
 def with_votes(choices: QuerySet[Choice]) -> QuerySet[Choice]:
     """``choices`` annotated with ``votes``: the number of live rows of the vote projection for each (one
     query for a whole list, counted on the partial index of live votes)."""
-    live = (
-        VoteProjection.objects.filter(choice_id=OuterRef("pk"), deleted=False)
-        .order_by()
-        .values("choice_id")
-        .annotate(n=Count("*"))
-        .values("n")
-    )
-    return choices.annotate(votes=Coalesce(Subquery(live, output_field=IntegerField()), 0))
+    return choices.annotate(votes=live_count(VoteProjection, by="choice_id"))
 
 
 def choice_list_visible(*, actor: Principal | None, poll_id: uuid.UUID | None = None) -> QuerySet[Choice]:

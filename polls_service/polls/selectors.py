@@ -6,12 +6,12 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from polls.models import ChoiceReplica, Poll, PollStatus, VoteReplica
 from servicekit.permissions import is_operator, is_principal
+from servicekit.replicas import live_count
 
 
 def poll_list_visible(*, actor: Any) -> QuerySet[Poll]:
@@ -43,14 +43,7 @@ def poll_get(*, poll_id: Any) -> Poll | None:
 def with_choice_count(polls: QuerySet[Poll]) -> QuerySet[Poll]:
     """``polls`` annotated with ``choice_count``: the live choices of each kept from choice events
     (a subquery, so a list stays one query)."""
-    live = (
-        ChoiceReplica.objects.filter(poll_id=OuterRef("pk"), deleted=False)
-        .order_by()
-        .values("poll_id")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    return polls.annotate(choice_count=Coalesce(Subquery(live, output_field=IntegerField()), Value(0)))
+    return polls.annotate(choice_count=live_count(ChoiceReplica, by="poll_id"))
 
 
 def polls_voted_by(*, actor: Any, poll_ids: Iterable[UUID]) -> set[UUID]:

@@ -35,6 +35,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from django.db import connections, models, router
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -181,3 +183,19 @@ def replica_get_or_fetch(
         return None
     replica_apply(model, id=id, using=using, **state)
     return manager.filter(pk=id).first()
+
+
+def live_count(model: type[Replica], *, by: str) -> Coalesce:
+    """An annotation: how many live (not ``deleted``) ``model`` rows have ``by`` equal to the outer row's
+    primary key, as a subquery, so a list stays one query::
+
+        Poll.objects.annotate(choice_count=live_count(ChoiceReplica, by="poll_id"))
+    """
+    live = (
+        model._default_manager.filter(**{by: OuterRef("pk"), "deleted": False})
+        .order_by()
+        .values(by)
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(live, output_field=IntegerField()), Value(0))
