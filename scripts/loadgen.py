@@ -471,5 +471,35 @@ def close_race_problems(race: CloseRace, ledger: dict[str, str]) -> list[str]:
     return problems
 
 
+def wait_for(what: str, check: Callable[[], object], timeout: float = 30.0, interval: float = 0.2) -> object:
+    """Poll ``check()`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not reached within {timeout} s (last: {last!r})")
+
+
+def database_url(stack, env_name: str) -> str:  # noqa: ANN001 - a scripts.stack.Stack
+    """A stack's database URL (``POLLS_DATABASE_URL``...) in the form psycopg takes."""
+    return stack.env[env_name].replace("postgres://", "postgresql://", 1)
+
+
+def projection(stack, poll_ids) -> dict[str, str]:  # noqa: ANN001
+    """choice_service's live vote projection rows of the polls: ``{vote id: choice id}``."""
+    import psycopg
+
+    with psycopg.connect(database_url(stack, "CHOICE_DATABASE_URL")) as conn:
+        rows = conn.execute(
+            "SELECT id::text, choice_id::text FROM choices_voteprojection"
+            " WHERE poll_id::text = ANY(%s) AND NOT deleted",
+            [list(poll_ids)],
+        ).fetchall()
+    return dict(rows)
+
+
 def write_fixture(path: Path, polls: list[Poll]) -> None:
     path.write_text(json.dumps([{"id": p.id, "choices": p.choices} for p in polls]))

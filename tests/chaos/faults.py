@@ -5,41 +5,14 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections import Counter
 from dataclasses import dataclass
 
 import psycopg
 from kombu import Connection
 
+from scripts.loadgen import database_url, projection
 from servicekit.events import bus
-
-
-def database_url(stack, env_name: str) -> str:
-    return stack.env[env_name].replace("postgres://", "postgresql://", 1)
-
-
-def wait_for(what: str, check, timeout: float = 30.0, interval: float = 0.2):  # noqa: ANN001
-    """Poll ``check()`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not reached within {timeout} s (last: {last!r})")
-
-
-def projection(stack, poll_ids) -> dict[str, str]:
-    """choice_service's live projection rows of the polls: ``{vote id: choice id}``."""
-    with psycopg.connect(database_url(stack, "CHOICE_DATABASE_URL")) as conn:
-        rows = conn.execute(
-            "SELECT id::text, choice_id::text FROM choices_voteprojection"
-            " WHERE poll_id::text = ANY(%s) AND NOT deleted",
-            [list(poll_ids)],
-        ).fetchall()
-    return dict(rows)
 
 
 def applied_vote_events(stack) -> int:

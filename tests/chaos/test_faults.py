@@ -37,12 +37,15 @@ from scripts.loadgen import (
     accepted_after,
     answer_status,
     close_race_problems,
+    database_url,
     expected_ledger,
+    projection,
     timed,
+    wait_for,
 )
 
 from .conftest import POLLS, VOTES
-from .faults import applied_vote_events, database_url, projection, republish_fraction, snapshot, verdict, wait_for
+from .faults import applied_vote_events, republish_fraction, snapshot, verdict
 
 CONSUMING_WORKERS = ("choices.worker", "polls.worker", "votes.worker")
 CONVERGE_LIMIT = 30.0

@@ -31,7 +31,19 @@ import psycopg
 import pytest
 import requests
 
-from scripts.loadgen import CloseRace, Op, Platform, Poll, answer_status, close_race_problems, expected_ledger, timed
+from scripts.loadgen import (
+    CloseRace,
+    Op,
+    Platform,
+    Poll,
+    answer_status,
+    close_race_problems,
+    database_url,
+    expected_ledger,
+    projection,
+    timed,
+    wait_for,
+)
 from scripts.stack import Stack
 
 pytestmark = pytest.mark.stack
@@ -44,32 +56,6 @@ EDITORS = 8
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def db_url(stack: Stack, env_name: str) -> str:
-    return stack.env[env_name].replace("postgres://", "postgresql://", 1)
-
-
-def wait_for(what: str, check, timeout: float = 30.0, interval: float = 0.2):  # noqa: ANN001
-    """Poll ``check()`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not reached within {timeout} s (last: {last!r})")
-
-
-def projection(stack: Stack, poll_id: str) -> dict[str, str]:
-    """choice_service's live projection rows of a poll: ``{vote id: choice id}``."""
-    with psycopg.connect(db_url(stack, "CHOICE_DATABASE_URL")) as conn:
-        rows = conn.execute(
-            "SELECT id::text, choice_id::text FROM choices_voteprojection WHERE poll_id = %s AND NOT deleted",
-            [poll_id],
-        ).fetchall()
-    return dict(rows)
 
 
 def results_counts(platform: Platform, poll_id: str) -> tuple[int, dict[str, int]] | None:
@@ -119,7 +105,7 @@ def assert_close_race(stack: Stack, platform: Platform, race: CloseRace, label: 
 
     want = (len(ledger), dict(Counter(ledger.values())))
     wait_for("/results equal to the ledger", lambda: results_counts(platform, race.poll.id) == want, timeout=10)
-    wait_for("choice_service's projection equal to the ledger", lambda: projection(stack, race.poll.id) == ledger)
+    wait_for("choice_service's projection equal to the ledger", lambda: projection(stack, [race.poll.id]) == ledger)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -373,7 +359,7 @@ def internal_poll(stack: Stack, platform: Platform, poll_id: str) -> dict:
 
 
 def outbox_events(stack: Stack, env_name: str, aggregate_id: str) -> list[tuple[str, int | None]]:
-    with psycopg.connect(db_url(stack, env_name)) as conn:
+    with psycopg.connect(database_url(stack, env_name)) as conn:
         rows = conn.execute(
             "SELECT event_type, envelope FROM servicekit_outbox_event WHERE aggregate_id = %s ORDER BY id",
             [aggregate_id],
@@ -457,12 +443,12 @@ def publish(stack: Stack, envelopes: list[dict]) -> None:
 
 
 def applied(stack: Stack, env_name: str, event_id: str) -> bool:
-    with psycopg.connect(db_url(stack, env_name)) as conn:
+    with psycopg.connect(database_url(stack, env_name)) as conn:
         return bool(conn.execute("SELECT 1 FROM servicekit_inbox_event WHERE event_id = %s", [event_id]).fetchone())
 
 
 def replica(stack: Stack, env_name: str, table: str, poll_id: str) -> tuple[str, int] | None:
-    with psycopg.connect(db_url(stack, env_name)) as conn:
+    with psycopg.connect(database_url(stack, env_name)) as conn:
         return conn.execute(f"SELECT status, version FROM {table} WHERE id = %s", [poll_id]).fetchone()  # noqa: S608
 
 
@@ -486,7 +472,7 @@ def test_a_producer_clock_five_minutes_off_changes_no_outcome(stack: Stack) -> N
     poll = open_poll(platform, choices=2, prefix="Clock skew")
     token = platform.token(platform.owner_id)
     platform._call("POST", f"/api/v1/polls/{poll.id}/close/", token=token, body={})  # retries a 503
-    with psycopg.connect(db_url(stack, "POLLS_DATABASE_URL")) as conn:
+    with psycopg.connect(database_url(stack, "POLLS_DATABASE_URL")) as conn:
         envelopes = dict(
             conn.execute(
                 "SELECT event_type, envelope FROM servicekit_outbox_event WHERE aggregate_id = %s ORDER BY id",
@@ -509,7 +495,7 @@ def test_a_producer_clock_five_minutes_off_changes_no_outcome(stack: Stack) -> N
     # 2. A producer 5 minutes BEHIND: replicas that hold the open state (stamped now) get the close
     #    stamped 5 minutes ago. (Replicas rebuilt from scratch: the rows are dropped, events replayed.)
     for env_name, table in REPLICAS:
-        with psycopg.connect(db_url(stack, env_name)) as conn:
+        with psycopg.connect(database_url(stack, env_name)) as conn:
             conn.execute(f"DELETE FROM {table} WHERE id = %s", [poll.id])  # noqa: S608
     deliver(stack, skewed(opened, 0))
     for env_name, table in REPLICAS:
