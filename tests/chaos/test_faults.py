@@ -597,9 +597,14 @@ def test_reconciliation_repairs_drift(chaos_stack, platform):
             " VALUES (%s, %s, %s, false, 1)",
             [phantom, poll.id, poll.choices[0]],
         )
-    drifted = verdict(snapshot(chaos_stack, platform, polls), expected, polls)
+    corrupted = snapshot(chaos_stack, platform, polls)
+    drifted = verdict(corrupted, expected, polls)
     assert drifted["projection missing"] == drifted["projection extra"] == drifted["projection wrong choice"] == 1
-    assert drifted["tallies off"] > 0, drifted
+    # The public tallies are derived from the (corrupted) projection. Compared per choice they may even
+    # agree with the ledger (the three faults can cancel out on two choices): the per-vote-id check
+    # above is what sees the drift.
+    derived = Counter(corrupted.projection.values())
+    assert {c: n for c, n in corrupted.tallies.items() if n} == dict(derived), (corrupted.tallies, derived)
     report = chaos_stack.manage("choices", "reconcile_tallies", "--poll", poll.id)
     print(f"\n=== reconciliation ===\n{report.stdout}")
     figures = verdict(snapshot(chaos_stack, platform, polls), expected, polls)
