@@ -4,7 +4,6 @@
   or a delete (or, compensating, a newer state): stored by version under the replica row's lock.
 - ``GET internal/polls/{id}/votes/?after=&limit=``: the vote ledger by id, for choice_service's
   reconciliation.
-- ``GET internal/polls/{id}/counts/``: the ledger's count per choice.
 """
 
 from __future__ import annotations
@@ -75,16 +74,7 @@ class InternalPollVotes(_Internal):
         return Response(selectors.vote_ledger_page(poll_id=poll_id, after=params.get("after"), limit=params["limit"]))
 
 
-@extend_schema(exclude=True)
-class InternalPollCounts(_Internal):
-    """``{poll_id, counts: {choice_id: n}}`` from the vote ledger."""
-
-    def get(self, request: Any, poll_id: uuid.UUID) -> Response:
-        return Response({"poll_id": str(poll_id), "counts": selectors.vote_counts(poll_id=poll_id)})
-
-
 urlpatterns = [
     path("internal/polls/<uuid:poll_id>/state/", InternalPollState.as_view(), name="internal-poll-state"),
     path("internal/polls/<uuid:poll_id>/votes/", InternalPollVotes.as_view(), name="internal-poll-votes"),
-    path("internal/polls/<uuid:poll_id>/counts/", InternalPollCounts.as_view(), name="internal-poll-counts"),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 
 from servicekit.principal import Principal
 from votes.models import PollReplica, Vote
@@ -18,12 +18,6 @@ def vote_list_own(*, actor: Principal) -> QuerySet[Vote]:
 
 def vote_get_own(*, actor: Principal, vote_id: uuid.UUID) -> Vote | None:
     return Vote.objects.filter(pk=vote_id, voter_id=actor.id).first()
-
-
-def vote_counts(*, poll_id: uuid.UUID) -> dict[str, int]:
-    """The ledger's count per choice of a poll."""
-    rows = Vote.objects.filter(poll_id=poll_id).values_list("choice_id").annotate(n=Count("id")).order_by()
-    return {str(choice_id): n for choice_id, n in rows}
 
 
 def vote_ledger_page(*, poll_id: uuid.UUID, after: uuid.UUID | None, limit: int) -> dict[str, Any]:

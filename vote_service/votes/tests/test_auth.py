@@ -53,7 +53,7 @@ def test_a_genuine_token_lists_the_callers_votes(client, path) -> None:
 
 
 def test_internal_endpoints_need_the_service_credential(client) -> None:
-    path = f"/internal/polls/{uuid.uuid4()}/counts/"
+    path = f"/internal/polls/{uuid.uuid4()}/votes/"
     for headers in (
         {},
         bearer(make_access_token(1, "alice", roles=("user", "operator"))),
