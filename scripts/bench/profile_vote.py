@@ -1,0 +1,120 @@
+"""CPU of one vote request inside vote_service, without a server: the WSGI handler called directly.
+
+    .venv/bin/python scripts/bench/profile_vote.py            # CPU ms per vote (process time)
+    .venv/bin/python scripts/bench/profile_vote.py --profile  # + the top functions (cProfile)
+
+Runs against a scratch PostgreSQL database (``PROFILE_DATABASE_URL``, default ``bench_profile`` on
+127.0.0.1), Redis db 15 and the local broker; every vote is a real insert from a distinct voter with a
+distinct token, as in ``make bench``. Use it to see what a change to the request path buys before
+measuring it end to end with ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO / "vote_service"), str(REPO / "servicekit")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--votes", type=int, default=3000)
+    parser.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
+    parser.add_argument("--top", type=int, default=45)
+    args = parser.parse_args()
+
+    database = os.environ.get("PROFILE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_profile")
+    os.environ["VOTE_DATABASE_URL"] = database
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+    os.environ.setdefault("RUN_DIR", str(REPO / ".run" / "profile"))
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    from servicekit.testing import configure_test_environment
+
+    _create_database(database)
+    configure_test_environment(project="vote_service", database_env="VOTE_DATABASE_URL", database="bench_profile")
+
+    from django.core.management import call_command
+    from django.core.wsgi import get_wsgi_application
+
+    from servicekit.testing import make_access_token
+    from votes.models import ChoiceReplica, PollReplica, Vote
+
+    call_command("migrate", verbosity=0)
+    Vote.objects.all().delete()
+    polls = [PollReplica.objects.create(id=uuid.uuid4(), version=2, status="open", owner_id=1) for _ in range(20)]
+    choices = {
+        poll.id: [ChoiceReplica.objects.create(id=uuid.uuid4(), version=1, poll_id=poll.id) for _ in range(4)]
+        for poll in polls
+    }
+    application = get_wsgi_application()
+    bodies = []
+    for n in range(args.votes):
+        poll = polls[n % len(polls)]
+        body = json.dumps({"poll": str(poll.id), "choice": str(choices[poll.id][n % 4].id)}).encode()
+        token = make_access_token(100_000 + n // len(polls), f"voter{n}")
+        bodies.append((body, f"Bearer {token}"))
+
+    def call(body: bytes, authorization: str) -> str:
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/v1/votes/",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8003",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "127.0.0.1",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_AUTHORIZATION": authorization,
+            "HTTP_X_REQUEST_ID": uuid.uuid4().hex,
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+        }
+        status: list[str] = []
+        chunks = application(environ, lambda s, h, exc_info=None: status.append(s))
+        b"".join(chunks)
+        return status[0]
+
+    for body, authorization in bodies[:50]:  # warm-up: imports, connections, caches
+        call(body, authorization)
+    profiler = cProfile.Profile(time.process_time) if args.profile else None
+    statuses: dict[str, int] = {}
+    started_cpu, started = time.process_time(), time.perf_counter()
+    if profiler:
+        profiler.enable()
+    for body, authorization in bodies[50:]:
+        status = call(body, authorization)
+        statuses[status] = statuses.get(status, 0) + 1
+    if profiler:
+        profiler.disable()
+    cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
+    count = len(bodies) - 50
+    print(f"{count} votes: {cpu / count * 1000:.3f} ms CPU, {wall / count * 1000:.3f} ms wall per vote; {statuses}")
+    if profiler:
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("cumulative").print_stats(args.top)
+        stats.sort_stats("tottime").print_stats(args.top)
+    return 0
+
+
+def _create_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
