@@ -4,7 +4,7 @@
 #   docker build --target service --build-arg SERVICE=vote   -t polls-platform/votes .
 #   docker build --target gateway -t polls-platform/gateway .
 # A service image holds only its own code, servicekit and its own pinned requirements. Its entrypoint
-# (scripts/entrypoint.sh) runs `web` (gunicorn, default), `worker`, `beat`, `migrate` or `manage ...`.
+# (scripts/entrypoint.sh) runs `web` (granian via servicekit.server, default), `worker`, `beat`, `migrate` or `manage ...`.
 
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 ARG NGINX_IMAGE=nginx:1.27.5-bookworm
@@ -35,7 +35,7 @@ ENV SERVICE_PACKAGE=${SERVICE}_service \
     EVENT_CONTRACTS_DIR=/app/contracts/events \
     RUN_DIR=/app/run \
     DJANGO_ENV=production \
-    GUNICORN_BIND=0.0.0.0:8000 \
+    WEB_BIND=0.0.0.0:8000 \
     FORWARDED_ALLOW_IPS=* \
     PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
 WORKDIR /app/${SERVICE}_service
@@ -48,7 +48,7 @@ RUN mkdir -p /app/run \
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('GUNICORN_BIND', ':8000').rsplit(':', 1)[1] + '/healthz', timeout=2)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('WEB_BIND', ':8000').rsplit(':', 1)[1] + '/healthz', timeout=2)"]
 ENTRYPOINT ["/usr/local/bin/entrypoint"]
 CMD ["web"]
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Container entrypoint of a service image (see Dockerfile). SERVICE_PACKAGE names the Django project.
-#   web (default)   gunicorn on GUNICORN_BIND with multiprocess metrics in a fresh PROMETHEUS_MULTIPROC_DIR
+#   web (default)   granian (servicekit.server) on WEB_BIND with multiprocess metrics in a fresh PROMETHEUS_MULTIPROC_DIR
 #   worker          Celery worker (queues: CELERY_WORKER_QUEUES of the service, or WORKER_QUEUES)
 #   beat            Celery beat (one per service)
 #   migrate         migrate the service's own database, then ensure_operator when the service has it
@@ -13,7 +13,7 @@ role="${1:-web}"
 case "$role" in
 web)
     rm -rf "${PROMETHEUS_MULTIPROC_DIR:?}" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-    exec gunicorn "${SERVICE_PACKAGE}.wsgi:application" -c python:servicekit.gunicorn_conf "$@"
+    exec python -m servicekit.server "${SERVICE_PACKAGE}.wsgi:application" "$@"
     ;;
 worker)
     queues="${WORKER_QUEUES:-$(python -c 'import django; django.setup(); from django.conf import settings as s; print(",".join(getattr(s, "CELERY_WORKER_QUEUES", None) or [s.CELERY_TASK_DEFAULT_QUEUE]))')}"

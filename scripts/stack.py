@@ -12,8 +12,9 @@ servicekit; a hash of the requirement files avoids reinstalling), generates dev 
 PostgreSQL/Redis/RabbitMQ when a configured URL points at this machine, checks that each service's
 database, cache and broker answer (one clear line naming the first that does not, exit 1), migrates
 every service's own database, collects static files, runs ``ensure_operator`` when a service has it,
-then starts per service a gunicorn, a Celery worker and a Celery beat, plus the Nginx gateway, waits
-until every ``/healthz`` answers and prints the chosen backends and the URLs.
+then starts per service a web server (granian, ``servicekit.server``), a Celery worker and a Celery
+beat, plus the Nginx gateway, waits until every ``/healthz`` answers and prints the chosen backends
+and the URLs.
 
 Ports come from ``POLLS_PORT`` / ``CHOICE_PORT`` / ``VOTE_PORT`` / ``GATEWAY_PORT`` (8001-8003, 8080);
 the state lives in ``RUN_DIR`` (default ``<repo>/.run``): ``stack.json`` (PIDs), ``logs/``, ``nginx/``.
@@ -339,7 +340,7 @@ class Stack:
         env: dict[str, str | None] | None = None,
         ports: dict[str, int] | None = None,
         fresh_databases: bool = False,
-        gunicorn_workers: int | None = None,
+        web_workers: int | None = None,
         worker_concurrency: int | None = None,
         log=print,
     ):
@@ -353,7 +354,7 @@ class Stack:
         }
         self.gateway_host = self.env.get("GATEWAY_HOST") or "127.0.0.1"
         self.fresh_databases = fresh_databases
-        self.gunicorn_workers = gunicorn_workers
+        self.web_workers = web_workers
         self.worker_concurrency = worker_concurrency or int(self.env.get("CELERY_WORKER_CONCURRENCY") or 2)
         self.log = log
         self.info: dict[str, dict] = {}
@@ -371,8 +372,8 @@ class Stack:
         if "JWKS_URL" not in explicit:
             self.env["JWKS_URL"] = f"http://127.0.0.1:{self.ports['polls']}/.well-known/jwks.json"
         self.env.setdefault("PYTHONUNBUFFERED", "1")
-        if gunicorn_workers:
-            self.env["GUNICORN_WORKERS"] = str(gunicorn_workers)
+        if web_workers:
+            self.env["WEB_WORKERS"] = str(web_workers)
 
     # ----- URLs -----------------------------------------------------------------------------------
     @property
@@ -426,7 +427,7 @@ class Stack:
     def service_env(self, service: Service) -> dict[str, str]:
         env = dict(self.env)
         env["DJANGO_SETTINGS_MODULE"] = f"{service.package}.settings"
-        env["GUNICORN_BIND"] = f"127.0.0.1:{self.ports[service.name]}"
+        env["WEB_BIND"] = f"127.0.0.1:{self.ports[service.name]}"
         env["PROMETHEUS_MULTIPROC_DIR"] = str(self.run_dir / "prometheus" / service.name)
         env["PATH"] = f"{VENV / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
         return env
@@ -612,12 +613,7 @@ class Stack:
             cwd = REPO / service.directory
             specs[f"{service.name}.web"] = ProcessSpec(
                 f"{service.name}.web",
-                [
-                    str(bin_dir / "gunicorn"),
-                    f"{service.package}.wsgi:application",
-                    "-c",
-                    "python:servicekit.gunicorn_conf",
-                ],
+                [str(bin_dir / "python"), "-m", "servicekit.server", f"{service.package}.wsgi:application"],
                 cwd,
                 env,
                 health_url=f"{self.service_url(service.name)}/healthz",

@@ -113,7 +113,7 @@ def stack() -> Iterator[Stack]:
         env=env,
         ports=test_stack_ports(),
         fresh_databases=True,
-        gunicorn_workers=2,
+        web_workers=2,
         log=lambda message: print(f"stack: {message}", file=sys.stderr),
     )
     instance.start(supervisor_pid=os.getpid())

@@ -1,4 +1,4 @@
-"""WSGI entry point of choice_service: `gunicorn choice_service.wsgi:application`."""
+"""WSGI entry point of choice_service: `python -m servicekit.server choice_service.wsgi:application`."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""WSGI entry point of polls_service: `gunicorn polls_service.wsgi:application`."""
+"""WSGI entry point of polls_service: `python -m servicekit.server polls_service.wsgi:application`."""
 
 import os
 

@@ -64,7 +64,7 @@ SCRIPTS = [
 
 
 def pool_processes(stack, name: str) -> list[int]:
-    """PIDs of the child processes of a process of the stack (Celery's prefork pool, gunicorn's workers)."""
+    """PIDs of the child processes of a process of the stack (Celery's prefork pool, the web server's workers)."""
     found: list[int] = []
     for task in Path(f"/proc/{stack.processes[name].pid}/task").glob("*"):
         with contextlib.suppress(OSError):

@@ -5,7 +5,7 @@
    choice_service, choice_service → polls_service), the gate commands (polls_service → choice_service
    freeze, polls_service → vote_service seal), the ledger read (choice_service → vote_service) and,
    for every event type a service handles, the message it expects (fed through its real handlers).
-2. Here each provider is verified: HTTP pacts against the running gunicorn of the provider (state
+2. Here each provider is verified: HTTP pacts against the running web server of the provider (state
    handlers seed the provider's data), message pacts against what the provider really emits (the
    test performs the action through the gateway and hands the envelope its outbox stored to Pact).
 """

@@ -1,6 +1,6 @@
 """Identity through the running gateway: forged tokens at every service, rotation, logout, throttling, keys.
 
-Runs against the session's real stack (``tests/conftest.py``): Nginx in front of gunicorn services
+Runs against the session's real stack (``tests/conftest.py``): Nginx in front of the services (granian)
 with several workers, PostgreSQL and Redis. Crafted tokens are signed with the stack's own private
 key (``RUN_DIR/secrets/jwt_private.pem``) so "valid except for X" really is valid except for X.
 """

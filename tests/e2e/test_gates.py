@@ -3,7 +3,7 @@
 - close vs ≥ 50 concurrent voters (casts from fresh users, plus changes and retractions of standing
   votes): no vote operation sent after the close's 200 was read is accepted, and vote_service's
   ledger, per vote id, is exactly what the clients were told; ``/results`` and choice_service's
-  projection agree. The same with a vote_service process (a gunicorn worker and the Celery worker)
+  projection agree. The same with a vote_service process (a web worker and the Celery worker)
   SIGKILLed while the close is in flight. The broker-stopped variant needs a broker of its own: it is
   in tests/chaos (``test_close_gate_holds_with_the_broker_stopped``).
 - open vs concurrent choice edits: no choice write sent after the open's 200 was read is accepted;
@@ -65,8 +65,8 @@ def results_counts(platform: Platform, poll_id: str) -> tuple[int, dict[str, int
     return body["total"], {c["choice"]: c["votes"] for c in body["choices"] if c["votes"]}
 
 
-def gunicorn_workers(stack: Stack, name: str) -> list[int]:
-    """PIDs of the worker processes of a gunicorn master of the stack."""
+def web_workers(stack: Stack, name: str) -> list[int]:
+    """PIDs of the worker processes of a web server (granian) of the stack."""
     found: list[int] = []
     for task in Path(f"/proc/{stack.processes[name].pid}/task").glob("*"):
         with contextlib.suppress(OSError):
@@ -126,8 +126,8 @@ def test_close_gate_holds_with_a_vote_service_process_killed_mid_close(stack: St
     killed: list[str] = []
 
     def kill_vote_service() -> None:
-        # One gunicorn worker of vote_service (the master starts another) and its Celery worker (the relay).
-        workers = gunicorn_workers(stack, "votes.web")
+        # One web worker of vote_service (the server starts another) and its Celery worker (the relay).
+        workers = web_workers(stack, "votes.web")
         if workers:
             os.kill(workers[0], signal.SIGKILL)
             killed.append(f"votes.web worker {workers[0]}")

@@ -1,4 +1,4 @@
-"""WSGI entry point of vote_service: `gunicorn vote_service.wsgi:application`."""
+"""WSGI entry point of vote_service: `python -m servicekit.server vote_service.wsgi:application`."""
 
 import os
 
