@@ -12,7 +12,7 @@ A service asks another on a replica miss::
 - Connection errors, timeouts and 5xx answers are retried (``HTTP_CLIENT_RETRIES`` times, exponential
   backoff with full jitter), within a total budget of ``HTTP_CLIENT_DEADLINE`` seconds.
 - A call that still fails counts against a pybreaker ``CircuitBreaker`` whose state lives in the
-  Django cache (Redis in production), so every gunicorn worker and Celery process of the service
+  Django cache (Redis in production), so every web worker and Celery process of the service
   shares it. After ``HTTP_CLIENT_BREAKER_FAIL_MAX`` consecutive failed calls it opens: calls fail at
   once (no network) for ``HTTP_CLIENT_BREAKER_RESET`` seconds, then one trial call decides.
 - Failures surface as ``servicekit.errors.ServiceUnavailable`` (503 problem+json with ``Retry-After``);

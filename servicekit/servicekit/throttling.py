@@ -12,7 +12,7 @@ A credential endpoint names its scope; the budgets come from ``SERVICEKIT["THROT
 
 Every attempt counts, successful or not. A budget is a window that starts at the first attempt and
 lasts the rate's period; counters live in Redis (``SET NX EX`` + ``INCR`` in one transaction) when
-the cache is django-redis, so the budget holds across gunicorn workers and hosts; otherwise the
+the cache is django-redis, so the budget holds across web workers and hosts; otherwise the
 Django cache's ``add``/``incr``. Excess requests get 429 problem+json with ``Retry-After``.
 
 The client IP is ``REMOTE_ADDR`` unless the request came from a trusted proxy (``TRUSTED_PROXIES``,
