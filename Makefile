@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 
-.PHONY: help up up-detached down logs status test lint format migrations-check bench chaos venv secrets gateway-config deploy-check clean
+.PHONY: help up up-detached down logs status test lint format migrations-check bench chaos release venv secrets gateway-config deploy-check clean
 
 help: ## list every target
 	@if [ -t 1 ]; then c='\033[36m'; r='\033[0m'; else c=''; r=''; fi; \
@@ -43,6 +43,9 @@ migrations-check: venv ## fail when a model change lacks its migration (every se
 bench: venv ## the vote path through the gateway beside a minimal baseline, one window (scripts/bench.sh; BENCH_ONLY=baseline)
 	@bash scripts/infra.sh wrk
 	@bash scripts/bench.sh
+
+release: venv ## release SERVICE on the running stack: canary 10/25/50/100 % with rollback (STRATEGY=blue-green; scripts/release.py)
+	@$(VPY) scripts/release.py $(or $(SERVICE),votes) --strategy $(or $(STRATEGY),canary)
 
 chaos: venv ## the large fault-injection run (tests/chaos, CHAOS_SCALE=full)
 	@bash scripts/infra.sh all

@@ -65,8 +65,33 @@ def render(values: dict[str, str], template: Path = TEMPLATE) -> str:
     return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), text)
 
 
-def local_values(*, run_dir: Path, port: int, polls: int, choices: int, votes: int, host: str = "127.0.0.1") -> dict:
+def server_lines(servers: dict[str, int]) -> str:
+    """The ``server`` lines of one upstream: address -> weight (a lone server carries no weight)."""
+    lines = []
+    for address, weight in servers.items():
+        share = f" weight={weight}" if len(servers) > 1 else ""
+        lines.append(f"        server {address}{share} max_fails=3 fail_timeout=10s;")
+    return "\n".join(lines)
+
+
+def local_values(
+    *,
+    run_dir: Path,
+    port: int,
+    polls: int,
+    choices: int,
+    votes: int,
+    host: str = "127.0.0.1",
+    weights: dict[str, dict[int, int]] | None = None,
+) -> dict:
+    """``weights`` replaces a service's one upstream by several local ports with their weights, e.g.
+    ``{"votes": {8003: 90, 8013: 10}}`` (a canary taking a tenth of the votes)."""
     prefix = Path(run_dir).resolve() / "nginx"
+    ports = {"polls": polls, "choices": choices, "votes": votes}
+    servers = {
+        name: {f"127.0.0.1:{p}": w for p, w in ((weights or {}).get(name) or {ports[name]: 1}).items()}
+        for name in ports
+    }
     return {
         "WORKER_PROCESSES": "2",
         "PID_FILE": str(prefix / "nginx.pid"),
@@ -75,9 +100,9 @@ def local_values(*, run_dir: Path, port: int, polls: int, choices: int, votes: i
         "MIME_TYPES": "/etc/nginx/mime.types",
         "TEMP_DIR": str(prefix / "temp"),
         "LISTEN": f"{host}:{port}",
-        "POLLS_UPSTREAM": f"127.0.0.1:{polls}",
-        "CHOICE_UPSTREAM": f"127.0.0.1:{choices}",
-        "VOTE_UPSTREAM": f"127.0.0.1:{votes}",
+        "POLLS_SERVERS": server_lines(servers["polls"]),
+        "CHOICE_SERVERS": server_lines(servers["choices"]),
+        "VOTE_SERVERS": server_lines(servers["votes"]),
         "WEB_ROOT": str(web_root()),
         "EXTRA_HTTP": "",
         "EXTRA_LOCATIONS": "",
@@ -93,9 +118,9 @@ def container_values(*, target: str) -> dict:
         "MIME_TYPES": "/etc/nginx/mime.types",
         "TEMP_DIR": "/tmp",
         "LISTEN": "8080",
-        "POLLS_UPSTREAM": "polls:8000",
-        "CHOICE_UPSTREAM": "choices:8000",
-        "VOTE_UPSTREAM": "votes:8000",
+        "POLLS_SERVERS": server_lines({"polls:8000": 1}),
+        "CHOICE_SERVERS": server_lines({"choices:8000": 1}),
+        "VOTE_SERVERS": server_lines({"votes:8000": 1}),
         "WEB_ROOT": "/usr/share/nginx/html",
         "EXTRA_HTTP": "",
         "EXTRA_LOCATIONS": "",
@@ -111,14 +136,27 @@ def render_k8s() -> str:
     return text.replace("proxy_pass http://polls;", "proxy_pass http://$polls_pool;")
 
 
-def write_local(*, run_dir: Path, port: int, polls: int, choices: int, votes: int, host: str = "127.0.0.1") -> Path:
+def write_local(
+    *,
+    run_dir: Path,
+    port: int,
+    polls: int,
+    choices: int,
+    votes: int,
+    host: str = "127.0.0.1",
+    weights: dict[str, dict[int, int]] | None = None,
+) -> Path:
     """Render the local config to ``RUN_DIR/nginx/nginx.conf`` with its temp folders; return its path."""
     prefix = Path(run_dir).resolve() / "nginx"
     for sub in ("temp/client_body", "temp/proxy", "temp/fastcgi", "temp/uwsgi", "temp/scgi", "logs"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
     conf.write_text(
-        render(local_values(run_dir=run_dir, port=port, polls=polls, choices=choices, votes=votes, host=host))
+        render(
+            local_values(
+                run_dir=run_dir, port=port, polls=polls, choices=choices, votes=votes, host=host, weights=weights
+            )
+        )
     )
     return conf
 
