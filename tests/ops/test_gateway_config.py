@@ -97,9 +97,22 @@ def test_k8s_rendering_routes_polls_through_the_canary_pool() -> None:
 
 def test_a_missing_placeholder_value_is_an_error(tmp_path: Path) -> None:
     values = gateway.container_values(target="compose")
-    del values["VOTE_UPSTREAM"]
-    with pytest.raises(KeyError, match="VOTE_UPSTREAM"):
+    del values["VOTE_SERVERS"]
+    with pytest.raises(KeyError, match="VOTE_SERVERS"):
         gateway.render(values)
+
+
+def test_weights_put_a_second_instance_in_one_upstream(tmp_path: Path) -> None:
+    # A release (scripts/release.py): the canary takes a tenth of vote_service's traffic.
+    conf = gateway.write_local(
+        run_dir=tmp_path, port=18999, polls=18991, choices=18992, votes=18993, weights={"votes": {18993: 90, 19003: 10}}
+    )
+    text = conf.read_text()
+    votes = text[text.index("upstream votes {") : text.index("}", text.index("upstream votes {"))]
+    assert "server 127.0.0.1:18993 weight=90 max_fails=3 fail_timeout=10s;" in votes
+    assert "server 127.0.0.1:19003 weight=10 max_fails=3 fail_timeout=10s;" in votes
+    assert "weight=" not in text.replace(votes, "")  # the other upstreams keep their one server
+    assert gateway.check(conf).returncode == 0
 
 
 def test_web_root_prefers_the_built_client(tmp_path: Path) -> None:
