@@ -25,27 +25,33 @@ Verification (``verify_token``) never touches a database: the algorithm is pinne
 is chosen by ``kid`` among the configured public keys (``JWT_PUBLIC_KEYS`` / ``JWT_PUBLIC_KEYS_FILE``,
 plus the issuer's own key in polls_service) or a JWKS fetched from ``JWKS_URL`` (cached, refetched
 on an unknown ``kid`` at most once per ``JWKS_REFETCH_SECONDS``); ``iss``, ``aud``, ``exp``, ``iat``,
-``jti`` and ``sub`` are required and checked; ``jku``/``jwk``/``x5u``/``x5c`` headers and any ``crit``
-extension are refused (keys are never taken from a token). Every failure is a 401 problem+json with
-``WWW-Authenticate: Bearer``.
+``jti`` and ``sub`` are required and checked; ``jku``/``jwk``/``x5u``/``x5c`` headers, any ``crit``
+extension and header parameters joserfc does not know are refused (keys are never taken from a
+token). A token is parsed once (joserfc) and its signature checked by ``cryptography``. Every
+failure is a 401 problem+json with ``WWW-Authenticate: Bearer``.
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
+import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
+from joserfc.jws import JWSRegistry
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -251,9 +257,9 @@ def preload_keys() -> None:
 
 
 # Verified tokens by their exact text. A client sends the same access token for minutes; re-checking
-# its signature every time costs most of the verification (PyJWT's base64 validation, RSA). A hit
-# still re-checks time (exp/nbf with leeway), type and that its key is still trusted (rotation), and
-# only a byte-identical token can hit, so a forged variant is always verified in full.
+# its signature every time costs most of the verification (parsing, RSA). A hit still re-checks time
+# (exp/nbf with leeway), type and that its key is still trusted (rotation), and only a byte-identical
+# token can hit, so a forged variant is always verified in full.
 _verified: dict[str, tuple[dict[str, Any], str, rsa.RSAPublicKey]] = {}
 VERIFIED_CACHE_SIZE = 4096
 
@@ -286,16 +292,29 @@ def verify_token(token: str, *, token_type: str = "access") -> dict[str, Any]:
     return dict(claims)
 
 
+# The compact JWS is parsed once, by joserfc: strict base64url (canonical, no padding or stray
+# characters, in C) and a JSON header; it verifies the signature with ``cryptography`` and refuses
+# every algorithm but RS256 and any header parameter it does not know. PyJWT parsed each token twice
+# (``get_unverified_header``, then ``decode``), each time checking every base64 character in a
+# Python generator: ~150 us of a ~2 ms vote, against ~60 us here (measured).
+_JWS_REGISTRY = JWSRegistry(algorithms=[ALGORITHM])
+# Claims every access and refresh token carries (``token_type`` is checked on its own).
+REQUIRED_CLAIMS = ("exp", "iat", "jti", "sub", "iss", "aud")
+
+
 def _verify_uncached(token: str, token_type: str) -> tuple[dict[str, Any], str, rsa.RSAPublicKey]:
-    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii() or token.count(".") != 2:
         raise InvalidToken("The token is malformed.")
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+        signed = jws.extract_compact(token.encode("ascii"), registry=_JWS_REGISTRY)
+    except (JoseError, ValueError, TypeError, RecursionError) as exc:
         raise InvalidToken("The token is malformed.") from exc
+    header = signed.headers()
+    if not isinstance(header, dict):
+        raise InvalidToken("The token is malformed.")
     if header.get("alg") != ALGORITHM:
         raise InvalidToken("The token's algorithm is not accepted.")
-    if "crit" in header:
+    if "crit" in header or "b64" in header:
         raise InvalidToken("The token requires extensions this service does not support.")
     if FORBIDDEN_HEADERS.intersection(header):
         raise InvalidToken("The token names its own key; keys are never taken from a token.")
@@ -305,31 +324,52 @@ def _verify_uncached(token: str, token_type: str) -> tuple[dict[str, Any], str, 
     key = keyring().get(kid)
     if key is None:
         raise InvalidToken("The token does not name a known key.")
-    issuer = servicekit_settings.JWT_ISSUER
     try:
-        claims = jwt.decode(
-            token,
-            key=key,
-            algorithms=[ALGORITHM],
-            audience=servicekit_settings.JWT_AUDIENCE,
-            issuer=issuer,
-            leeway=min(int(servicekit_settings.JWT_LEEWAY_SECONDS), 30),
-            options={"require": ["exp", "iat", "jti", "sub", "iss", "aud"], "verify_signature": True},
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise InvalidToken("The token has expired.") from exc
-    except jwt.PyJWTError as exc:
+        valid = jws.validate_compact(signed, RSAKey.import_key(key), registry=_JWS_REGISTRY)
+    except (JoseError, ValueError, TypeError) as exc:
         raise InvalidToken() from exc
-    # Belt and braces against partial-match issuer checks (CVE-2024-53861 in older PyJWT).
-    if claims.get("iss") != issuer:
+    if not valid:
+        raise InvalidToken()
+    return _checked_claims(signed.payload, token_type), kid, key
+
+
+def _checked_claims(payload: bytes, token_type: str) -> dict[str, Any]:
+    """The claims of a token whose signature is good, or ``InvalidToken``: what PyJWT's ``decode``
+    checked (required claims, ``iat``/``nbf``/``exp`` with leeway, ``iss`` exact, ``aud``), numbers
+    that are numbers, and the platform's own rules (``token_type``, a non-empty ``jti``)."""
+    try:
+        claims = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidToken() from exc
+    if not isinstance(claims, dict) or any(claims.get(name) is None for name in REQUIRED_CLAIMS):
+        raise InvalidToken()
+    if not all(_is_timestamp(claims[name]) for name in ("exp", "iat")) or not _is_timestamp(claims.get("nbf", 0)):
+        raise InvalidToken()
+    leeway = min(int(servicekit_settings.JWT_LEEWAY_SECONDS), 30)
+    now = time.time()
+    if claims["exp"] <= now - leeway:
+        raise InvalidToken("The token has expired.")
+    if claims["iat"] > now + leeway or claims.get("nbf", 0) > now + leeway:
+        raise InvalidToken()
+    # Exact comparison: a substring or superstring of the issuer is another issuer (CVE-2024-53861).
+    if claims["iss"] != servicekit_settings.JWT_ISSUER:
+        raise InvalidToken()
+    audience = claims["aud"]
+    audiences = [audience] if isinstance(audience, str) else audience
+    if not isinstance(audiences, list) or not all(isinstance(name, str) for name in audiences):
+        raise InvalidToken()
+    if servicekit_settings.JWT_AUDIENCE not in audiences:
+        raise InvalidToken()
+    if not isinstance(claims["sub"], str) or not isinstance(claims["jti"], str) or not claims["jti"]:
         raise InvalidToken()
     if claims.get("token_type") != token_type:
         raise InvalidToken("An access token is required." if token_type == "access" else "A refresh token is required.")
-    if not isinstance(claims.get("jti"), str) or not claims["jti"]:
-        raise InvalidToken()
-    if not isinstance(claims.get("exp"), int | float) or not isinstance(claims.get("nbf", 0), int | float):
-        raise InvalidToken()
-    return claims, kid, key
+    return claims
+
+
+def _is_timestamp(value: Any) -> bool:
+    # NaN or infinity would never expire (json.loads accepts both); a bool is not a time.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
