@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench/profile_vote.py            # CPU ms per vote (process time)
     .venv/bin/python scripts/bench/profile_vote.py --profile  # + the top functions (cProfile)
+    .venv/bin/python scripts/bench/profile_vote.py --profile --dump /tmp/vote.prof  # + stats for pstats
 
 Runs against a scratch PostgreSQL database (``PROFILE_DATABASE_URL``, default ``bench_profile`` on
 127.0.0.1), Redis db 15 and the local broker; every vote is a real insert from a distinct voter with a
@@ -31,6 +32,7 @@ def main() -> int:
     parser.add_argument("--votes", type=int, default=3000)
     parser.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--dump", metavar="FILE", help="also write the cProfile stats to FILE (for pstats)")
     args = parser.parse_args()
 
     database = os.environ.get("PROFILE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_profile")
@@ -101,6 +103,8 @@ def main() -> int:
     count = len(bodies) - 50
     print(f"{count} votes: {cpu / count * 1000:.3f} ms CPU, {wall / count * 1000:.3f} ms wall per vote; {statuses}")
     if profiler:
+        if args.dump:
+            profiler.dump_stats(args.dump)
         stats = pstats.Stats(profiler)
         stats.sort_stats("cumulative").print_stats(args.top)
         stats.sort_stats("tottime").print_stats(args.top)

@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
@@ -48,6 +49,21 @@ def _route(request: HttpRequest) -> str:
     return "/" + (match.route or match.view_name or "unknown").lstrip("^")
 
 
+# ``labels()`` takes a lock and checks the label values on every call; the series of one (service,
+# method, route, status) are always the same objects, so each is looked up once per process.
+_series_cache: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+
+
+def _series(service: str, method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The request counter and latency histogram children for these labels."""
+    key = (service, method, route, status)
+    series = _series_cache.get(key)
+    if series is None:
+        series = (REQUESTS.labels(service, method, route, str(status)), LATENCY.labels(service, method, route))
+        _series_cache[key] = series
+    return series
+
+
 class MetricsMiddleware:
     """Record one counter increment and one latency observation per request."""
 
@@ -59,9 +75,9 @@ class MetricsMiddleware:
         response = self.get_response(request)
         try:
             service = servicekit_settings.SERVICE_NAME
-            route = _route(request)
-            REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
-            LATENCY.labels(service, request.method, route).observe(time.perf_counter() - started)
+            requests, latency = _series(service, request.method, _route(request), response.status_code)
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
         except Exception:
             logger.exception("could not record request metrics")
         return response

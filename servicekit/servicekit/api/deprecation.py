@@ -14,6 +14,7 @@ Every v1 response carries::
 from __future__ import annotations
 
 import calendar
+import functools
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -37,14 +38,22 @@ def _timestamp(value: str | date) -> int:
     return calendar.timegm(datetime(day.year, day.month, day.day, tzinfo=UTC).timetuple())
 
 
+@functools.lru_cache(maxsize=16)
+def _policy_dates(deprecated: str | date, sunset: str | date | None) -> tuple[str, str | None]:
+    """The ``Deprecation`` and ``Sunset`` values of a policy: the same on every response, so computed
+    once per policy (keyed by its dates, so a changed setting is a new entry, never a stale one)."""
+    return f"@{_timestamp(deprecated)}", http_date(_timestamp(sunset)) if sunset else None
+
+
 def deprecation_headers(version: str | None, path: str) -> dict[str, str]:
     """The ``Deprecation``, ``Sunset`` and ``Link`` headers for a response of ``version`` at ``path``."""
     policy = servicekit_settings.API_DEPRECATIONS.get(version or "")
     if not policy:
         return {}
-    headers = {"Deprecation": f"@{_timestamp(policy['deprecated'])}"}
-    if policy.get("sunset"):
-        headers["Sunset"] = http_date(_timestamp(policy["sunset"]))
+    deprecation, sunset = _policy_dates(policy["deprecated"], policy.get("sunset"))
+    headers = {"Deprecation": deprecation}
+    if sunset:
+        headers["Sunset"] = sunset
     links = [f'<{successor_path(path, version or "")}>; rel="successor-version"']
     if servicekit_settings.API_DEPRECATION_POLICY_URL:
         links.append(f'<{servicekit_settings.API_DEPRECATION_POLICY_URL}>; rel="deprecation"')

@@ -35,6 +35,7 @@ servicekit_settings.register_defaults(
 )
 
 HEADER = "Idempotency-Key"
+HEADER_META = "HTTP_IDEMPOTENCY_KEY"  # its ``request.META`` key
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
 _IN_PROGRESS = "in-progress"

@@ -47,6 +47,14 @@ class HeaderContentNegotiation(DefaultContentNegotiation):
 
     settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
 
+    def select_renderer(self, request: Any, renderers: Sequence[Any], format_suffix: str | None = None) -> Any:
+        # What API clients send (no Accept, ``*/*``, or exactly the first renderer's type) picks the first
+        # renderer, as DRF's parsing of the header would: answered without parsing it on every request.
+        accept = request.META.get("HTTP_ACCEPT", "*/*")
+        if format_suffix is None and renderers and accept in ("*/*", renderers[0].media_type):
+            return renderers[0], renderers[0].media_type
+        return super().select_renderer(request, renderers, format_suffix)
+
 
 class VersionedViewMixin:
     """Selects serializer, pagination, renderers and filters by API version; adds v1/v2+ HTTP semantics."""
@@ -107,6 +115,23 @@ class VersionedViewMixin:
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
+    def represent(self, instance: Any, *, many: bool = False, context: dict[str, Any] | None = None) -> Any:
+        """The version's representation of ``instance`` (of each item with ``many``).
+
+        A serializer on a hot path may define a classmethod ``fast_represent(instance, context) -> dict |
+        None``: what its ``.data`` would be, without building and binding a deep copy of its fields for
+        every call; None for anything it does not handle, which the serializer itself then renders.
+        """
+        serializer_class = self.get_serializer_class()
+        if context is None:
+            context = self.get_serializer_context()
+        fast_represent = getattr(serializer_class, "fast_represent", None)
+        if fast_represent is not None:
+            bodies = [fast_represent(item, context) for item in (instance if many else [instance])]
+            if None not in bodies:
+                return bodies if many else bodies[0]
+        return serializer_class(instance, many=many, context=context).data
+
     @property
     def pagination_class(self) -> Any:  # type: ignore[override]
         return pagination_for(self.api_version, self.embedded_name)
@@ -165,8 +190,8 @@ class VersionedViewMixin:
             if request.version not in self.versions:
                 raise exceptions.NotFound()
             raise exceptions.MethodNotAllowed(request.method)
-        key = request.headers.get(idempotency.HEADER)
-        if request.method == "POST" and key is not None and version_at_least(request, "v2"):
+        key = request.META.get(idempotency.HEADER_META) if request.method == "POST" else None
+        if key is not None and version_at_least(request, "v2"):
             user = self.actor
             self._idempotency_claim = idempotency.claim(
                 key=key,

@@ -45,6 +45,47 @@ def test_deprecation_headers_of_v1_only() -> None:
     assert deprecation_headers("v2", "/api/v2/polls/") == {}
 
 
+def test_deprecation_headers_follow_a_changed_policy(settings) -> None:
+    deprecation_headers("v1", "/api/v1/polls/")  # the default policy, now remembered
+    settings.SERVICEKIT = {**settings.SERVICEKIT, "API_DEPRECATIONS": {"v2": {"deprecated": "2027-01-01"}}}
+    assert deprecation_headers("v1", "/api/v1/polls/") == {}
+    headers = deprecation_headers("v2", "/api/v2/polls/")
+    assert headers["Deprecation"] == "@1798761600" and "Sunset" not in headers  # 2027-01-01T00:00:00Z
+
+
+ACCEPTS = st.sampled_from(
+    [None, "*/*", "application/json", "application/hal+json", "text/html", "application/*", "*/*; q=0.5",
+     "application/json; indent=4", "application/hal+json, application/json;q=0.9", "", "text/html, */*;q=0.1"]
+)  # fmt: skip
+
+
+@given(st.one_of(ACCEPTS, st.text(max_size=30)), st.sampled_from(["json", "hal"]))
+def test_header_negotiation_picks_what_drf_picks(accept, first) -> None:
+    from rest_framework.exceptions import NotAcceptable
+    from rest_framework.negotiation import DefaultContentNegotiation
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from servicekit.api.renderers import HALJSONRenderer
+    from servicekit.api.views import HeaderContentNegotiation
+
+    renderers = [JSONRenderer()] if first == "json" else [HALJSONRenderer(), JSONRenderer()]
+    request = Request(APIRequestFactory().get("/api/v1/x/", **({} if accept is None else {"HTTP_ACCEPT": accept})))
+
+    def pick(negotiation) -> object:
+        try:
+            renderer, media_type = negotiation.select_renderer(request, renderers)
+        except NotAcceptable:
+            return "406"
+        return type(renderer), media_type
+
+    class DRFByHeader(DefaultContentNegotiation):
+        settings = HeaderContentNegotiation.settings
+
+    assert pick(HeaderContentNegotiation()) == pick(DRFByHeader())
+
+
 class Single(serializers.Serializer):
     text = TextField(min_length=1, max_length=20)
 

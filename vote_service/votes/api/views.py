@@ -63,12 +63,12 @@ class VoteViewSet(VersionedGenericViewSet):
             return Vote.objects.none()
         return selectors.vote_list_own(actor=self.actor)
 
-    def _render(self, data: Vote | list[Vote], **kwargs: Any) -> Any:
+    def _render(self, data: Vote | list[Vote], *, many: bool = False) -> Any:
         context = self.get_serializer_context()
         if self.api_version == "v3":
             votes = data if isinstance(data, list) else [data]
             context["polls"] = selectors.poll_replicas_by_id(poll_ids={v.poll_id for v in votes})
-        return self.get_serializer_class()(data, context=context, **kwargs).data
+        return self.represent(data, many=many, context=context)
 
     @extend_schema(summary="List your votes")
     def list(self, request: Any, *args: Any, **kwargs: Any) -> Response:

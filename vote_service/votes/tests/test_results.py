@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
 
 import pytest
@@ -66,3 +68,53 @@ def test_cache_outage_degrades_to_the_database(settings):
     VoteFactory(poll_id=poll.id, choice_id=ChoiceReplicaFactory(poll_id=poll.id).id, voter_id=1)
     assert results_get(poll_id=poll.id)["total"] == 1
     results_invalidate(poll_id=poll.id)  # logs, does not raise
+
+
+def _generation(poll_id) -> int:
+    from django.core.cache import cache
+
+    return cache.get(f"results:gen:{poll_id}", 0)
+
+
+def test_invalidation_survives_a_connection_the_server_dropped(caplog):
+    from django.core.cache import cache
+
+    from votes import results
+
+    poll_id = uuid.uuid4()
+    results_invalidate(poll_id=poll_id)
+    own = results._own_connection.held[2]
+    client = cache.client.get_client(write=True)
+    local_port = own._sock.getsockname()[1]
+    (entry,) = [c for c in client.client_list() if c["addr"].endswith(f":{local_port}")]
+    client.client_kill_filter(_id=entry["id"])
+    with caplog.at_level(logging.WARNING, logger="votes.results"):
+        results_invalidate(poll_id=poll_id)
+    assert _generation(poll_id) == 2 and not caplog.records  # reconnected and sent once more
+
+
+def test_threads_invalidate_on_connections_of_their_own():
+    poll_id = uuid.uuid4()
+
+    def invalidate_many() -> None:
+        for _ in range(50):
+            results_invalidate(poll_id=poll_id)
+
+    threads = [threading.Thread(target=invalidate_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _generation(poll_id) == 200  # every increment applied, no reply read by another thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_vote_is_in_the_results_read_right_after_its_201(voter, anon, open_poll):
+    """Really committed (no captured on-commit callbacks): the invalidation is done when the 201 is."""
+    from votes.tests.conftest import choices_of
+
+    choice = choices_of(open_poll)[0]
+    assert anon.get(f"/api/v1/results/{open_poll.id}/").json()["total"] == 0  # cached at generation 0
+    response = voter.post("/api/v1/votes/", {"poll": str(open_poll.id), "choice": str(choice.id)}, format="json")
+    assert response.status_code == 201
+    assert anon.get(f"/api/v1/results/{open_poll.id}/").json()["total"] == 1
