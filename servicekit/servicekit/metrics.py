@@ -1,10 +1,11 @@
-"""Prometheus metrics that add up across every gunicorn worker.
+"""Prometheus metrics that add up across every web worker.
 
 ``MetricsMiddleware`` counts requests and observes latency by service, method, route *pattern*
 (never the raw path, so ids do not explode cardinality) and status. ``metrics_view`` serves
-``/metrics``. With ``PROMETHEUS_MULTIPROC_DIR`` set (``make up`` and the gunicorn config in
-``servicekit.gunicorn_conf`` do this), each worker writes its samples to that directory and a
-scrape aggregates all of them; without it, the process's own registry is served.
+``/metrics``. With ``PROMETHEUS_MULTIPROC_DIR`` set (``make up`` and the container entrypoint set it,
+to a folder emptied before the server starts), each worker writes its samples to that directory and a
+scrape aggregates all of them; without it, the process's own registry is served. There are no live
+gauges, so a dead worker's files need no clean-up: its counts stay in the totals, as they should.
 
 Other modules declare their own metrics next to the code that moves them, e.g.::
 

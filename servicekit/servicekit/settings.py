@@ -77,7 +77,7 @@ def database(*, database_env: str, service: str, run: Path) -> dict[str, Any]:
     config = env.db_url(database_env, default=f"sqlite:///{run / f'{service}.sqlite3'}")
     engine = config["ENGINE"]
     if engine == "django.db.backends.postgresql":
-        # Persistent connections suit gunicorn's sync workers; health checks drop dead ones, skipped
+        # Persistent connections suit web workers that run one request at a time; health checks drop dead ones, skipped
         # for a connection that finished a request cleanly within the grace (servicekit.db.postgresql).
         config["ENGINE"] = "servicekit.db.postgresql"
         config.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
