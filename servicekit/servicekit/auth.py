@@ -246,7 +246,7 @@ setting_changed.connect(_reset_on_settings_change)
 
 
 def preload_keys() -> None:
-    """Load configured keys now (called from AppConfig.ready, in each web worker) so no request pays for it."""
+    """Load configured keys now, so that no request pays for it (for a process that serves requests next)."""
     try:
         keyring().configured_keys()
     except ValueError:
