@@ -37,8 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from scripts import gateway  # noqa: E402
-from scripts.stack import ProcessSpec, Running, Stack, StackError, group_members, http_status  # noqa: E402
+from scripts.stack import ProcessSpec, Running, Stack, StackError, child_pids, group_members, http_status  # noqa: E402
 
 CANARY_PORT_OFFSET = 10
 
@@ -202,36 +201,17 @@ def gateway_process(stack: Stack) -> Running:
 def reload_gateway(stack: Stack, weights: dict[str, dict[int, int]] | None) -> None:
     """Re-render the gateway with ``weights`` (None: one server per service), check it, reload Nginx and
     wait until the workers of the old configuration have finished their requests."""
-    conf = gateway.write_local(
-        run_dir=stack.run_dir,
-        port=stack.ports["gateway"],
-        polls=stack.ports["polls"],
-        choices=stack.ports["choices"],
-        votes=stack.ports["votes"],
-        host=stack.gateway_host,
-        weights=weights,
-    )
-    checked = gateway.check(conf)
-    if checked.returncode != 0:
-        raise StackError(f"gateway: nginx -t failed: {checked.stderr.strip()}")
+    stack.write_gateway_config(weights)
     master = gateway_process(stack).pid
-    old_workers = set(_children(master))
+    old_workers = set(child_pids(master))
     os.kill(master, signal.SIGHUP)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        current = set(_children(master))
+        current = set(child_pids(master))
         if current and not (current & old_workers):
             return
         time.sleep(0.05)
     raise StackError("gateway: the old workers did not finish within 30 s")
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            found += [int(child) for child in (task / "children").read_text().split()]
-    return found
 
 
 def restart_stable(stack: Stack, service: str) -> None:

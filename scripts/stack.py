@@ -154,6 +154,15 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def child_pids(pid: int) -> list[int]:
+    """PIDs of the direct children of ``pid`` (a web server's workers, Celery's pool, Nginx's workers)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes whose process group is ``pgid``."""
     members = []
@@ -655,6 +664,17 @@ class Stack:
                 cwd,
                 env,
             )
+        conf = self.write_gateway_config()
+        import gateway  # scripts/ is on sys.path now
+
+        specs["gateway"] = ProcessSpec(
+            "gateway", gateway.local_command(conf), REPO, dict(self.env), health_url=f"{self.gateway_url}/healthz"
+        )
+        return specs
+
+    def write_gateway_config(self, weights: dict[str, dict[int, int]] | None = None) -> Path:
+        """Render the gateway's config for this stack's ports (``weights``: several weighted instances of a
+        service, as in a release) and check it with ``nginx -t``; returns its path."""
         sys.path.insert(0, str(REPO / "scripts"))
         import gateway
 
@@ -665,14 +685,12 @@ class Stack:
             choices=self.ports["choices"],
             votes=self.ports["votes"],
             host=self.gateway_host,
+            weights=weights,
         )
         checked = gateway.check(conf)
         if checked.returncode != 0:
             raise StackError(f"gateway: nginx -t failed: {checked.stderr.strip()}")
-        specs["gateway"] = ProcessSpec(
-            "gateway", gateway.local_command(conf), REPO, dict(self.env), health_url=f"{self.gateway_url}/healthz"
-        )
-        return specs
+        return conf
 
     # ----- launching -----------------------------------------------------------------------------------
     def launch(self, spec: ProcessSpec) -> Running:

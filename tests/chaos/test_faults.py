@@ -13,7 +13,6 @@ The figures are printed at the end.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import random
@@ -23,7 +22,6 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -43,6 +41,7 @@ from scripts.loadgen import (
     timed,
     wait_for,
 )
+from scripts.stack import child_pids
 
 from .conftest import POLLS, VOTES
 from .faults import applied_vote_events, republish_fraction, snapshot, verdict
@@ -65,11 +64,7 @@ SCRIPTS = [
 
 def pool_processes(stack, name: str) -> list[int]:
     """PIDs of the child processes of a process of the stack (Celery's prefork pool, the web server's workers)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{stack.processes[name].pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            found += [int(pid) for pid in (task / "children").read_text().split()]
-    return found
+    return child_pids(stack.processes[name].pid)
 
 
 def as_text(body: bytes | str) -> str:

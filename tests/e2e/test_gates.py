@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import signal
@@ -25,7 +24,6 @@ import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -44,7 +42,7 @@ from scripts.loadgen import (
     timed,
     wait_for,
 )
-from scripts.stack import Stack
+from scripts.stack import Stack, child_pids
 
 pytestmark = pytest.mark.stack
 
@@ -63,15 +61,6 @@ def results_counts(platform: Platform, poll_id: str) -> tuple[int, dict[str, int
     if body is None:
         return None
     return body["total"], {c["choice"]: c["votes"] for c in body["choices"] if c["votes"]}
-
-
-def web_workers(stack: Stack, name: str) -> list[int]:
-    """PIDs of the worker processes of a web server (granian) of the stack."""
-    found: list[int] = []
-    for task in Path(f"/proc/{stack.processes[name].pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            found += [int(pid) for pid in (task / "children").read_text().split()]
-    return found
 
 
 def owner_platform(stack: Stack, owner_id: int) -> Platform:
@@ -127,7 +116,7 @@ def test_close_gate_holds_with_a_vote_service_process_killed_mid_close(stack: St
 
     def kill_vote_service() -> None:
         # One web worker of vote_service (the server starts another) and its Celery worker (the relay).
-        workers = web_workers(stack, "votes.web")
+        workers = child_pids(stack.processes["votes.web"].pid)
         if workers:
             os.kill(workers[0], signal.SIGKILL)
             killed.append(f"votes.web worker {workers[0]}")
