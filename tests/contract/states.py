@@ -14,6 +14,9 @@ C_5 = "6c1f0b8e-5a1d-4c3e-9f00-00000000c115"
 V_1 = "6c1f0b8e-5a1d-4c3e-9f00-00000000e001"
 V_2 = "6c1f0b8e-5a1d-4c3e-9f00-00000000e002"
 OWNER = 7
+# Voters of the ledger state: ids no registered user of the shared test stack can have (polls_service
+# numbers users from 1), so their votes never show up in a real user's list (the walkthrough's).
+VOTER_1, VOTER_2 = 2_000_000_042, 2_000_000_043
 
 POLL_OPEN = f"poll {P_OPEN} exists and is open"
 POLL_MISSING = f"poll {P_MISSING} does not exist"
@@ -56,9 +59,9 @@ SEED = {
         " closes_at=None, version=1))\n"
         f"Vote.objects.filter(poll_id='{P_OPEN}').exclude(id__in=['{V_1}', '{V_2}']).delete()\n"
         f"Vote.objects.update_or_create(id='{V_1}', defaults=dict(poll_id='{P_OPEN}', choice_id='{C_1}',"
-        " voter_id=42, version=1))\n"
+        f" voter_id={VOTER_1}, version=1))\n"
         f"Vote.objects.update_or_create(id='{V_2}', defaults=dict(poll_id='{P_OPEN}', choice_id='{C_2}',"
-        " voter_id=43, version=2))\n"
+        f" voter_id={VOTER_2}, version=2))\n"
         "from votes.results import results_invalidate\n"
         f"results_invalidate(poll_id='{P_OPEN}')\n"
     ),
