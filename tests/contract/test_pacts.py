@@ -104,6 +104,9 @@ def test_http_provider_honours_its_consumers(stack, pact_dir, provider, service,
         .add_transport(url=stack.service_url(service))
         .state_handler(dict.fromkeys(states, seed), teardown=True)
         .add_custom_header("Authorization", f"Service {token}")
+        # Requests and state callbacks time out after 5 s by default; a state callback runs a
+        # `manage.py shell` (Django's start-up, 3-4 s on a loaded 2-core machine) and once took longer.
+        .set_request_timeout(30_000)
     )
     for consumer in consumers:
         verifier.add_source(pact_dir / f"{consumer}-{provider}.json")
