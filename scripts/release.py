@@ -31,13 +31,23 @@ import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from scripts.stack import ProcessSpec, Running, Stack, StackError, child_pids, group_members, http_status  # noqa: E402
+from scripts.stack import (  # noqa: E402
+    ProcessSpec,
+    Running,
+    Stack,
+    StackError,
+    child_pids,
+    group_members,
+    http_status,
+    stop_processes,
+)
 
 CANARY_PORT_OFFSET = 10
 
@@ -66,7 +76,7 @@ class Release:
     hold: float
     max_error_ratio: float
     target: str | None = None  # another WSGI application for the new instance (tests: a bad build)
-    log: object = print
+    log: Callable[[str], None] = print
     results: list[StepResult] = field(default_factory=list)
     canary: Running | None = None
 
@@ -119,18 +129,9 @@ class Release:
             time.sleep(0.2)
 
     def stop_canary(self) -> None:
-        if self.canary is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.canary.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 25
-        while group_members(self.canary.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.canary.pid, signal.SIGKILL)
-        if self.canary.popen is not None:
-            self.canary.popen.wait(timeout=10)
-        self.canary = None
+        if self.canary is not None:
+            stop_processes([self.canary])
+            self.canary = None
 
     def canary_counts(self) -> tuple[int, int]:
         """(requests, 5xx answers) the new instance has served so far, from its own /metrics."""
