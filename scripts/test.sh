@@ -19,6 +19,8 @@ REPO=$(pwd)
 PY="$REPO/.venv/bin/python"
 SERVICES=(polls_service choice_service vote_service)
 DELIVERY_TESTS=tests/ops/test_delivery.py  # run with the unit suites (no stack needed)
+# Tests that start stacks of their own: run beside the session-stack suite (its second lane).
+OWN_STACK_TESTS=(tests/chaos tests/e2e/test_platform.py::test_embedded_defaults_come_up_and_down_leaves_nothing)
 STAGES=("$@")
 [[ ${#STAGES[@]} -eq 0 ]] && STAGES=(lint migrations units stack)
 
@@ -33,8 +35,11 @@ record() {  # name rc seconds
     RESULTS+=("$1: $verdict, $3 s")
 }
 
-# pytest exit 5 means "no tests collected": fine for a folder that legitimately has none.
-pytest_rc() { [[ $1 -eq 5 ]] && echo 0 || echo "$1"; }
+# pytest exit 5 means "no tests collected": a suite that tests nothing is a failure, not a pass.
+pytest_rc() {
+    [[ $1 -eq 5 ]] && echo "test: the suite collected no test" >&2
+    echo "$1"
+}
 
 if [[ " ${STAGES[*]} " =~ " units " || " ${STAGES[*]} " =~ " stack " ]]; then
     stage "infrastructure (PostgreSQL, Redis, RabbitMQ, nginx)"
@@ -103,11 +108,29 @@ run_units() {
 }
 
 run_stack() {
-    local t=$SECONDS rc
-    stage "cross-service suite (tests/, against a real stack)"
-    "$PY" -m pytest -c tests/pytest.ini -q --durations=15 --ignore="$DELIVERY_TESTS" tests
+    # Two lanes for the two cores: the tests that bring up stacks of their own (the fault tests with
+    # their private broker, the embedded-defaults stack) run beside the suite on the session stack.
+    local t=$SECONDS rc own_rc own_secs own_lane id skip=()
+    for id in "${OWN_STACK_TESTS[@]}"; do
+        # A folder is ignored; a test is deselected by its id relative to tests/ (pytest's rootdir).
+        if [[ $id == *::* ]]; then skip+=(--deselect "${id#tests/}"); else skip+=(--ignore="$id"); fi
+    done
+    stage "cross-service suite (tests/, against a real stack; ${OWN_STACK_TESTS[*]} beside it, on their own stacks)"
+    rm -f .run/stack-own.log .run/stack-own.result
+    (
+        s=$SECONDS
+        "$PY" -m pytest -c tests/pytest.ini -q --durations=10 "${OWN_STACK_TESTS[@]}" >.run/stack-own.log 2>&1
+        echo "$(pytest_rc $?) $((SECONDS - s))" >.run/stack-own.result
+    ) &
+    own_lane=$!
+    "$PY" -m pytest -c tests/pytest.ini -q --durations=15 --ignore="$DELIVERY_TESTS" "${skip[@]}" tests
     rc=$(pytest_rc $?)
     record cross-service "$rc" $((SECONDS - t))
+    wait "$own_lane"
+    stage "own-stack tests (${OWN_STACK_TESTS[*]})"
+    cat .run/stack-own.log
+    read -r own_rc own_secs < <(cat .run/stack-own.result 2>/dev/null || echo "1 0")
+    record own-stack "$own_rc" "$own_secs"
 }
 
 mkdir -p .run

@@ -94,12 +94,33 @@ def test_forged_tokens_are_refused_by_every_service(gateway, matrix, case, metho
     assert_unauthorized(response, f"{case} at {method} {path}")
 
 
+# What each protected endpoint answers a genuine token of a new user: the request gets past
+# authentication and reaches the business rules (the polls and choices of PROTECTED do not exist).
+GENUINE_ANSWERS = {
+    ("GET", "/api/v1/auth/me/"): (200, None),
+    ("POST", "/api/v1/polls/"): (201, None),
+    ("POST", "/api/v1/choices/"): (422, "poll-not-found"),
+    ("GET", "/api/v1/votes/"): (200, None),
+    ("POST", "/api/v2/votes/"): (422, "poll-not-found"),
+}
+
+
 @pytest.mark.parametrize(("method", "path", "body"), PROTECTED)
 def test_a_genuine_token_is_accepted_by_every_service(gateway, method, path, body) -> None:
-    _, pair = _register_and_login(gateway)
+    username, pair = _register_and_login(gateway)
     response = gateway.request(method, path, json=body, headers={"Authorization": f"Bearer {pair['access']}"})
-    assert response.status_code != 401, (path, response.text)
-    assert response.status_code < 500, (path, response.text)
+    status, code = GENUINE_ANSWERS[(method, path)]
+    assert response.status_code == status, (path, response.text)
+    if code is not None:
+        assert response.headers["Content-Type"].startswith("application/problem+json"), response.headers
+        assert response.json()["type"].rsplit("/", 1)[-1] == code, response.text
+    elif path == "/api/v1/auth/me/":
+        assert response.json()["username"] == username
+    elif method == "POST":
+        claims = jwt.decode(pair["access"], options={"verify_signature": False})
+        assert str(response.json()["owner"]) == claims["sub"], response.text
+    else:
+        assert response.json()["results"] == [], "a new user has cast no vote"
 
 
 def test_jwks_publishes_the_stack_key(gateway, stack) -> None:
