@@ -62,6 +62,13 @@ gateway-config: ## re-render k8s/base/gateway-nginx.conf from nginx/gateway.conf
 	@$(PYTHON) scripts/gateway.py k8s --out k8s/base/gateway-nginx.conf
 	@$(PYTHON) scripts/gateway.py local --run-dir .run/gateway-check --check >/dev/null && echo "nginx -t ok"
 
+observability-config: ## copy ops/prometheus and ops/grafana into the k8s observability component (kustomize reads only inside it)
+	@d=k8s/components/observability/config; mkdir -p $$d/rules $$d/grafana $$d/dashboards \
+	  && cp ops/prometheus/prometheus.k8s.yml $$d/ && cp ops/prometheus/rules/*.yml $$d/rules/ \
+	  && cp ops/grafana/dashboards/*.json $$d/dashboards/ \
+	  && cp ops/grafana/provisioning/datasources/prometheus.yml $$d/grafana/datasources.yml \
+	  && cp ops/grafana/provisioning/dashboards/polls-platform.yml $$d/grafana/dashboards.yml && echo "copied to $$d"
+
 deploy-check: venv ## hadolint the Dockerfile, validate docker-compose.yml and every k8s overlay
 	@$(VENV)/bin/pytest -c tests/pytest.ini -q tests/ops/test_deploy.py tests/ops/test_gateway_config.py
 

@@ -683,6 +683,21 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 
 
+def measure_tracing_cost(votes: int = 1000) -> dict | None:
+    """CPU per vote in-process with tracing off, on at 100 % and at 10 % sampling (profile_vote.py), printed."""
+    log("measuring the cost of tracing on the vote path (scripts/bench/profile_vote.py --tracing-cost) ...")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench" / "profile_vote.py"), "--tracing-cost", "--votes", str(votes)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    lines = result.stdout.strip().splitlines()
+    print("\n" + "\n".join(lines[:-1] if result.returncode == 0 else lines + [result.stderr.strip()[-500:]]))
+    return json.loads(lines[-1]) if result.returncode == 0 and lines else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline-only", action="store_true", help="only the baseline (also BENCH_ONLY=baseline)")
@@ -866,6 +881,7 @@ def main(argv: list[str] | None = None) -> int:
         print("top CPU at the end (ps, lifetime %):")
         for line in top_end:
             print(f"    {line}")
+        tracing_cost = None if baseline_only else measure_tracing_cost()
         report = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "wrk": f"-t{THREADS} -d{DURATION}s, c={LOW_CONNECTIONS} and c={CONNECTIONS}, {ROUNDS} round(s)",
@@ -876,6 +892,7 @@ def main(argv: list[str] | None = None) -> int:
             "visibility": visibility,
             "baseline": {"server": baseline.server, "app": "scripts/bench/baseline_app.py", "rows": baseline_rows},
             "platform_error": platform_error,
+            "tracing_cpu_ms_per_vote": tracing_cost,
             "machine": {
                 "cpus": os.cpu_count(),
                 "loadavg_start": load_start,

@@ -65,6 +65,24 @@ def render(values: dict[str, str], template: Path = TEMPLATE) -> str:
     return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), text)
 
 
+# Share of requests without a client traceparent whose gateway-started trace is sampled (flag 01).
+# Services sample parent-based, so this is the head sampling rate; exporting happens only where
+# OTEL_EXPORTER_OTLP_ENDPOINT is set. Override with GATEWAY_TRACE_SAMPLE_PERCENT (0-100, decimals allowed).
+DEFAULT_TRACE_SAMPLE_PERCENT = 100.0
+
+
+def trace_sample_split(percent: float) -> str:
+    """The body of the gateway's ``split_clients`` that sets ``$otel_sampled`` to ``01`` for ``percent`` %."""
+    percent = float(percent)
+    if not 0 <= percent <= 100:
+        raise ValueError(f"trace sample percent must be within 0..100, not {percent}")
+    if percent == 100:
+        return "        * 01;"
+    if percent == 0:
+        return "        * 00;"
+    return f"        {percent:g}% 01;\n        * 00;"
+
+
 def server_lines(servers: dict[str, int]) -> str:
     """The ``server`` lines of one upstream: address -> weight (a lone server carries no weight)."""
     lines = []
@@ -83,6 +101,7 @@ def local_values(
     votes: int,
     host: str = "127.0.0.1",
     weights: dict[str, dict[int, int]] | None = None,
+    trace_sample_percent: float = DEFAULT_TRACE_SAMPLE_PERCENT,
 ) -> dict:
     """``weights`` replaces a service's one upstream by several local ports with their weights, e.g.
     ``{"votes": {8003: 90, 8013: 10}}`` (a canary taking a tenth of the votes)."""
@@ -104,12 +123,13 @@ def local_values(
         "CHOICE_SERVERS": server_lines(servers["choices"]),
         "VOTE_SERVERS": server_lines(servers["votes"]),
         "WEB_ROOT": str(web_root()),
+        "TRACE_SAMPLE_SPLIT": trace_sample_split(trace_sample_percent),
         "EXTRA_HTTP": "",
         "EXTRA_LOCATIONS": "",
     }
 
 
-def container_values(*, target: str) -> dict:
+def container_values(*, target: str, trace_sample_percent: float = DEFAULT_TRACE_SAMPLE_PERCENT) -> dict:
     values = {
         "WORKER_PROCESSES": "auto",
         "PID_FILE": "/tmp/nginx.pid",
@@ -122,6 +142,7 @@ def container_values(*, target: str) -> dict:
         "CHOICE_SERVERS": server_lines({"choices:8000": 1}),
         "VOTE_SERVERS": server_lines({"votes:8000": 1}),
         "WEB_ROOT": "/usr/share/nginx/html",
+        "TRACE_SAMPLE_SPLIT": trace_sample_split(trace_sample_percent),
         "EXTRA_HTTP": "",
         "EXTRA_LOCATIONS": "",
     }
@@ -130,9 +151,9 @@ def container_values(*, target: str) -> dict:
     return values
 
 
-def render_k8s() -> str:
+def render_k8s(trace_sample_percent: float = DEFAULT_TRACE_SAMPLE_PERCENT) -> str:
     """The k8s variant: like compose, and polls routes go through the canary-aware ``$polls_pool``."""
-    text = render(container_values(target="k8s"))
+    text = render(container_values(target="k8s", trace_sample_percent=trace_sample_percent))
     return text.replace("proxy_pass http://polls;", "proxy_pass http://$polls_pool;")
 
 
@@ -145,6 +166,7 @@ def write_local(
     votes: int,
     host: str = "127.0.0.1",
     weights: dict[str, dict[int, int]] | None = None,
+    trace_sample_percent: float = DEFAULT_TRACE_SAMPLE_PERCENT,
 ) -> Path:
     """Render the local config to ``RUN_DIR/nginx/nginx.conf`` with its temp folders; return its path."""
     prefix = Path(run_dir).resolve() / "nginx"
@@ -154,7 +176,14 @@ def write_local(
     conf.write_text(
         render(
             local_values(
-                run_dir=run_dir, port=port, polls=polls, choices=choices, votes=votes, host=host, weights=weights
+                run_dir=run_dir,
+                port=port,
+                polls=polls,
+                choices=choices,
+                votes=votes,
+                host=host,
+                weights=weights,
+                trace_sample_percent=trace_sample_percent,
             )
         )
     )
@@ -188,10 +217,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--votes", type=int, default=8003)
     parser.add_argument("--out", type=Path, help="write here instead of stdout (compose/k8s)")
     parser.add_argument("--check", action="store_true", help="run nginx -t on the local rendering")
+    parser.add_argument(
+        "--trace-sample-percent",
+        type=float,
+        default=DEFAULT_TRACE_SAMPLE_PERCENT,
+        help="share of new traces (no client traceparent) the gateway marks sampled (default 100)",
+    )
     args = parser.parse_args(argv)
+    percent = args.trace_sample_percent
     if args.target == "local":
         conf = write_local(
-            run_dir=args.run_dir, port=args.port, polls=args.polls, choices=args.choices, votes=args.votes
+            run_dir=args.run_dir,
+            port=args.port,
+            polls=args.polls,
+            choices=args.choices,
+            votes=args.votes,
+            trace_sample_percent=percent,
         )
         print(conf)
         if args.check:
@@ -199,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(result.stderr)
             return result.returncode
         return 0
-    text = render_k8s() if args.target == "k8s" else render(container_values(target=args.target))
+    if args.target == "k8s":
+        text = render_k8s(trace_sample_percent=percent)
+    else:
+        text = render(container_values(target=args.target, trace_sample_percent=percent))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)

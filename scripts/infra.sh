@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the local servers the platform needs are installed and running.
 #
-#   scripts/infra.sh [postgres] [redis] [rabbitmq] [nginx] [browser] [all]     (default: all)
+#   scripts/infra.sh [postgres] [redis] [rabbitmq] [nginx] [browser] [metrics] [all]     (default: all)
 #
 # Each component is installed from Debian's packages when missing and we run as root (otherwise the
 # script says exactly what to install), then started when its port does not answer:
@@ -9,6 +9,9 @@
 #   redis     127.0.0.1:6379  redis-server --daemonize yes (no persistence: a cache)
 #   rabbitmq  127.0.0.1:5672  rabbitmq-server -detached; the test vhost "polls_test" is created
 #   nginx     binary only     (the stack runs its own nginx master with -p RUN_DIR/nginx)
+#   metrics   binaries only   Prometheus + promtool, prometheus-nginx-exporter, prometheus-postgres-exporter
+#             (nothing is started: tests start Prometheus on a private port); RabbitMQ's prometheus
+#             plugin (:15692) is enabled by `rabbitmq`
 # Idempotent and quiet when everything already runs. Exits non-zero with one clear line on failure.
 set -euo pipefail
 
@@ -99,6 +102,11 @@ ensure_rabbitmq() {
             rabbitmqctl -q add_vhost polls_test >/dev/null 2>&1 || true
             rabbitmqctl -q set_permissions -p polls_test guest '.*' '.*' '.*' >/dev/null 2>&1 || true
         fi
+        # Its metrics on :15692 (Prometheus); enabling a plugin on a running node takes effect at once.
+        if ! port_open 127.0.0.1 15692 && command -v rabbitmq-plugins >/dev/null; then
+            log "enabling RabbitMQ's prometheus plugin (:15692)"
+            rabbitmq-plugins -q enable rabbitmq_prometheus >/dev/null 2>&1 || log "could not enable rabbitmq_prometheus"
+        fi
     fi
 }
 
@@ -112,6 +120,15 @@ ensure_browser() {
     command -v node >/dev/null || apt_install nodejs
 }
 
+# Alert rules are unit-tested with promtool and a real Prometheus scrapes the test stack (tests/e2e/test_prometheus.py).
+ensure_metrics() {
+    local missing=()
+    command -v promtool >/dev/null || missing+=(prometheus)
+    [[ -x /usr/bin/prometheus-nginx-exporter ]] || missing+=(prometheus-nginx-exporter)
+    [[ -x /usr/bin/prometheus-postgres-exporter ]] || missing+=(prometheus-postgres-exporter)
+    [[ ${#missing[@]} -eq 0 ]] || apt_install "${missing[@]}"
+}
+
 ensure_wrk() {  # make bench drives the load with wrk
     command -v wrk >/dev/null || apt_install wrk
 }
@@ -120,13 +137,14 @@ components=("$@")
 [[ ${#components[@]} -eq 0 ]] && components=(all)
 for c in "${components[@]}"; do
     case "$c" in
-        all) ensure_postgres; ensure_redis; ensure_rabbitmq; ensure_nginx; ensure_browser ;;
+        all) ensure_postgres; ensure_redis; ensure_rabbitmq; ensure_nginx; ensure_browser; ensure_metrics ;;
         postgres | postgresql) ensure_postgres ;;
         redis) ensure_redis ;;
         rabbitmq | amqp) ensure_rabbitmq ;;
         nginx) ensure_nginx ;;
         browser | chromium) ensure_browser ;;
         wrk) ensure_wrk ;;
-        *) die "unknown component '$c' (postgres, redis, rabbitmq, nginx, browser, wrk, all)" ;;
+        metrics | prometheus) ensure_metrics ;;
+        *) die "unknown component '$c' (postgres, redis, rabbitmq, nginx, browser, wrk, metrics, all)" ;;
     esac
 done

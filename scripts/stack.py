@@ -633,6 +633,7 @@ class Stack:
                     str(bin_dir / "celery"),
                     "-A",
                     service.package,
+                    "--quiet",  # no plain-text banner: every line of the log is ECS JSON (servicekit.logging)
                     "worker",
                     "-Q",
                     ",".join(self.worker_queues(service)),
@@ -655,6 +656,7 @@ class Stack:
                     str(bin_dir / "celery"),
                     "-A",
                     service.package,
+                    "--quiet",  # no plain-text banner: every line of the log is ECS JSON (servicekit.logging)
                     "beat",
                     "-s",
                     str(self.run_dir / f"celerybeat-{service.name}"),
@@ -686,6 +688,9 @@ class Stack:
             votes=self.ports["votes"],
             host=self.gateway_host,
             weights=weights,
+            trace_sample_percent=float(
+                self.env.get("GATEWAY_TRACE_SAMPLE_PERCENT") or gateway.DEFAULT_TRACE_SAMPLE_PERCENT
+            ),
         )
         checked = gateway.check(conf)
         if checked.returncode != 0:

@@ -16,6 +16,7 @@ Fixtures for other suites (contract, e2e, browser, chaos tests):
   ``stack.manage("polls", "shell", "-c", ...)``, ``stack.processes[name].pid``, ``stack.run_dir``.
 - ``gateway``: a ``requests.Session`` whose relative URLs go to the gateway (``gateway.get("/healthz")``).
 - ``operator_credentials``: ``(username, password)`` of the operator account of this stack.
+- ``otlp_receiver``: the ``tests.otlp_receiver.OtlpReceiver`` every process of the stack exports spans to.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from scripts.stack import SERVICES, Stack  # noqa: E402
+from tests.otlp_receiver import OtlpReceiver  # noqa: E402
 
 NAMESPACE = os.environ.get("TEST_NAMESPACE", "")
 PORT_OFFSET = int(os.environ.get("TEST_STACK_PORT_OFFSET", "0"))
@@ -58,8 +60,13 @@ def test_stack_ports(base: int = 18000) -> dict[str, int]:
 test_stack_ports.__test__ = False  # a helper, not a test
 
 
-def stack_environment(run_dir: Path) -> dict[str, str | None]:
-    """The environment of the session's stack: real PostgreSQL, Redis and RabbitMQ on localhost."""
+def stack_environment(run_dir: Path, otlp_endpoint: str | None = None) -> dict[str, str | None]:
+    """The environment of the session's stack: real PostgreSQL, Redis and RabbitMQ on localhost.
+
+    Every process exports its spans to ``otlp_endpoint`` (the session's in-process OTLP receiver), but
+    ordinary traffic is not sampled: the gateway marks no trace sampled (0 %) and the services sample
+    parent-based with a ratio of 0 for roots, so only a request that brings its own sampled
+    ``traceparent`` (tests/e2e/test_tracing.py) is recorded, across every process it reaches."""
     suffix = _suffix()
     redis_db = 9 if not NAMESPACE else 10 + zlib.crc32(NAMESPACE.encode()) % 6
     vhost = f"polls_test{suffix}"
@@ -84,6 +91,13 @@ def stack_environment(run_dir: Path) -> dict[str, str | None]:
         "SERVICE_TOKEN": None,
         "DJANGO_SETTINGS_MODULE": None,
         "PROMETHEUS_MULTIPROC_DIR": None,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": None,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms: spans reach the receiver quickly
+        "OTEL_SDK_DISABLED": None,
+        "GATEWAY_TRACE_SAMPLE_PERCENT": "0",
     }
 
 
@@ -94,9 +108,16 @@ def _flush_redis(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """The session's OTLP/HTTP trace receiver (in this process); the stack exports every span to it."""
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def stack(otlp_receiver: OtlpReceiver) -> Iterator[Stack]:
     run_dir = REPO / ".run" / f"test-stack{_suffix().replace('_', '-')}"
-    env = stack_environment(run_dir)
+    env = stack_environment(run_dir, otlp_endpoint=otlp_receiver.endpoint)
     previous = Stack(run_dir, env=env, ports=test_stack_ports(), log=lambda m: None)
     owner = previous.read_state().get("supervisor_pid")
     if owner and owner != os.getpid() and previous.supervisor_alive() and previous.running_elsewhere():

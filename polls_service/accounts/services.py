@@ -17,11 +17,18 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from prometheus_client import Counter
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts import selectors, tokens
-from servicekit.auth import InvalidToken, verify_token
+from servicekit.auth import InvalidToken, record_auth_failure, verify_token
 from servicekit.errors import Conflict, Problem
+
+# A refresh token presented again after rotation or logout: a stolen copy, or a replaying client. Labelled,
+# so that no metrics file is created at import (manage.py runs before the multiprocess folder exists).
+REFRESH_REUSE = Counter(
+    "auth_refresh_token_reuse_total", "Refresh tokens presented again after rotation or logout.", ["service"]
+)
 
 
 class InvalidCredentials(Problem):
@@ -85,8 +92,10 @@ def token_obtain(*, username: str, password: str) -> TokenPair:
     user = selectors.user_get_by_username(username=username)
     if user is None:
         get_user_model()().set_password(password)  # same work as a real check: no user enumeration by timing
+        record_auth_failure("invalid_credentials")
         raise InvalidCredentials()
     if not user.check_password(password) or not user.is_active:
+        record_auth_failure("invalid_credentials")
         raise InvalidCredentials()
     with transaction.atomic():
         return token_pair_issue(user=user)
@@ -106,7 +115,9 @@ def token_refresh(*, refresh: str) -> TokenPair:
         with transaction.atomic():
             outstanding = _locked_outstanding(claims)
             if BlacklistedToken.objects.filter(token=outstanding).exists():
-                raise InvalidToken("The refresh token has been used or revoked.")
+                REFRESH_REUSE.labels("polls").inc()
+                record_auth_failure("refresh_reused")
+                raise InvalidToken("The refresh token has been used or revoked.", reason="refresh_reused")
             BlacklistedToken.objects.create(token=outstanding)
             user = selectors.user_get_active(user_id=int(claims["sub"]))
             if user is None:

@@ -3,6 +3,13 @@
     .venv/bin/python scripts/bench/profile_vote.py            # CPU ms per vote (process time)
     .venv/bin/python scripts/bench/profile_vote.py --profile  # + the top functions (cProfile)
     .venv/bin/python scripts/bench/profile_vote.py --profile --dump /tmp/vote.prof  # + stats for pstats
+    .venv/bin/python scripts/bench/profile_vote.py --tracing 10   # tracing on, 10 % of votes sampled
+    .venv/bin/python scripts/bench/profile_vote.py --tracing-cost # off, 100 % and 10 %: one line each
+
+``--tracing P`` sets servicekit.tracing up as a web worker does, exporting OTLP/HTTP (protobuf, batched)
+to a receiver in another process (tests/otlp_receiver.py, so its decoding is not counted), and gives
+each vote the ``traceparent`` the gateway would send, sampled for P % of them. The CPU figure includes
+the exporter's thread (process time).
 
 Runs against a scratch PostgreSQL database (``PROFILE_DATABASE_URL``, default ``bench_profile`` on
 127.0.0.1), Redis db 15 and the local broker; every vote is a real insert from a distinct voter with a
@@ -33,7 +40,65 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--dump", metavar="FILE", help="also write the cProfile stats to FILE (for pstats)")
+    parser.add_argument("--tracing", type=float, metavar="PERCENT", help="tracing on, PERCENT of votes sampled")
+    parser.add_argument("--tracing-cost", action="store_true", help="CPU per vote: tracing off, 100 %%, 10 %%")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args()
+    if args.tracing_cost:
+        return tracing_cost(args.votes)
+    receiver = None
+    if args.tracing is not None:
+        receiver = _start_receiver()
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver[1]
+        os.environ["OTEL_TRACES_SAMPLER"] = "parentbased_always_on"
+    else:
+        os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    try:
+        return _run(args)
+    finally:
+        if receiver is not None:
+            receiver[0].terminate()
+            receiver[0].wait(10)
+
+
+def _start_receiver() -> tuple:
+    """``(process, endpoint)`` of an OTLP receiver in a child process (its CPU is not the vote's)."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "tests.otlp_receiver"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    return proc, proc.stdout.readline().strip()
+
+
+def tracing_cost(votes: int) -> int:
+    """Run this script for tracing off, on at 100 % and at 10 % sampling; print CPU ms per vote of each."""
+    import subprocess
+
+    rows = {}
+    for label, extra in (
+        ("off", []),
+        ("on, 100 % sampled", ["--tracing", "100"]),
+        ("on, 10 % sampled", ["--tracing", "10"]),
+    ):
+        out = subprocess.run(
+            [sys.executable, __file__, "--votes", str(votes), "--json", *extra],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+        )
+        if out.returncode != 0:
+            print(f"tracing cost ({label}): failed: {out.stderr.strip()[-500:]}")
+            return 1
+        rows[label] = json.loads(out.stdout.strip().splitlines()[-1])
+    off = rows["off"]["cpu_ms"]
+    print(f"vote CPU per request, in-process (profile_vote.py, {votes} votes each):")
+    for label, row in rows.items():
+        print(f"  tracing {label:<20}{row['cpu_ms']:.3f} ms   ({row['cpu_ms'] / off - 1:+.0%} vs off)")
+    print(json.dumps({label: row["cpu_ms"] for label, row in rows.items()}))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
 
     database = os.environ.get("PROFILE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_profile")
     os.environ["VOTE_DATABASE_URL"] = database
@@ -46,9 +111,9 @@ def main() -> int:
     configure_test_environment(project="vote_service", database_env="VOTE_DATABASE_URL", database="bench_profile")
 
     from django.core.management import call_command
-    from django.core.wsgi import get_wsgi_application
 
     from servicekit.testing import make_access_token
+    from servicekit.wsgi import service_application
     from votes.models import ChoiceReplica, PollReplica, Vote
 
     call_command("migrate", verbosity=0)
@@ -58,7 +123,11 @@ def main() -> int:
         poll.id: [ChoiceReplica.objects.create(id=uuid.uuid4(), version=1, poll_id=poll.id) for _ in range(4)]
         for poll in polls
     }
-    application = get_wsgi_application()
+    application = service_application("vote_service.settings")  # tracing set up when --tracing
+    from django.db import connections
+
+    connections.close_all()  # the next connection is made through the (instrumented) psycopg.connect
+    sampled_every = round(100 / args.tracing) if args.tracing else 0
     bodies = []
     for n in range(args.votes):
         poll = polls[n % len(polls)]
@@ -67,7 +136,11 @@ def main() -> int:
         bodies.append((body, f"Bearer {token}"))
 
     def call(body: bytes, authorization: str) -> str:
+        trace_id = uuid.uuid4().hex
+        calls[0] += 1
+        flag = "01" if sampled_every and calls[0] % sampled_every == 0 else "00"
         environ = {
+            "HTTP_TRACEPARENT": f"00-{trace_id}-{trace_id[16:]}-{flag}",
             "REQUEST_METHOD": "POST",
             "PATH_INFO": "/api/v1/votes/",
             "SERVER_NAME": "127.0.0.1",
@@ -87,6 +160,7 @@ def main() -> int:
         b"".join(chunks)
         return status[0]
 
+    calls = [0]
     for body, authorization in bodies[:50]:  # warm-up: imports, connections, caches
         call(body, authorization)
     profiler = cProfile.Profile(time.process_time) if args.profile else None
@@ -99,8 +173,15 @@ def main() -> int:
         statuses[status] = statuses.get(status, 0) + 1
     if profiler:
         profiler.disable()
+    if args.tracing is not None:
+        from servicekit import tracing
+
+        tracing.force_flush(30_000)  # the spans of these votes, exported (their CPU counted)
     cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
     count = len(bodies) - 50
+    if args.json:
+        print(json.dumps({"cpu_ms": cpu / count * 1000, "wall_ms": wall / count * 1000, "statuses": statuses}))
+        return 0
     print(f"{count} votes: {cpu / count * 1000:.3f} ms CPU, {wall / count * 1000:.3f} ms wall per vote; {statuses}")
     if profiler:
         if args.dump:

@@ -52,12 +52,14 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
+from prometheus_client import Counter
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from servicekit import jwks
 from servicekit.conf import servicekit_settings
+from servicekit.logging import bind_user
 from servicekit.principal import ROLE_OPERATOR, ROLE_USER, Principal
 
 logger = logging.getLogger(__name__)
@@ -92,15 +94,34 @@ MAX_TOKEN_LENGTH = 8192
 MAX_KID_LENGTH = 128
 
 
+AUTH_FAILURES = Counter(
+    "auth_failures_total",
+    "Credentials refused (tokens, service credentials, passwords), by reason.",
+    ["service", "reason"],
+)
+
+
+def record_auth_failure(reason: str) -> None:
+    """Count one refused credential (``auth_failures_total``); never raises."""
+    try:
+        AUTH_FAILURES.labels(servicekit_settings.SERVICE_NAME, reason).inc()
+    except Exception:
+        logger.exception("could not record an authentication failure")
+
+
 class InvalidToken(exceptions.AuthenticationFailed):
-    """A token that is malformed, forged, expired or of the wrong kind (401)."""
+    """A token that is malformed, forged, expired or of the wrong kind (401).
+
+    ``reason`` is a short, fixed label for metrics (``malformed``, ``expired``, ``bad_signature``...).
+    """
 
     default_detail = "The access token is invalid or expired."
     default_code = "invalid-token"
 
-    def __init__(self, detail: str | None = None):
+    def __init__(self, detail: str | None = None, *, reason: str = "invalid_claims"):
         super().__init__(detail=detail or self.default_detail, code=self.default_code)
         self.problem_code = self.default_code
+        self.reason = reason
 
 
 # --- Keys ---------------------------------------------------------------------------------------------
@@ -304,32 +325,32 @@ REQUIRED_CLAIMS = ("exp", "iat", "jti", "sub", "iss", "aud")
 
 def _verify_uncached(token: str, token_type: str) -> tuple[dict[str, Any], str, rsa.RSAPublicKey]:
     if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii() or token.count(".") != 2:
-        raise InvalidToken("The token is malformed.")
+        raise InvalidToken("The token is malformed.", reason="malformed")
     try:
         signed = jws.extract_compact(token.encode("ascii"), registry=_JWS_REGISTRY)
     except (JoseError, ValueError, TypeError, RecursionError) as exc:
-        raise InvalidToken("The token is malformed.") from exc
+        raise InvalidToken("The token is malformed.", reason="malformed") from exc
     header = signed.headers()
     if not isinstance(header, dict):
-        raise InvalidToken("The token is malformed.")
+        raise InvalidToken("The token is malformed.", reason="malformed")
     if header.get("alg") != ALGORITHM:
-        raise InvalidToken("The token's algorithm is not accepted.")
+        raise InvalidToken("The token's algorithm is not accepted.", reason="algorithm")
     if "crit" in header or "b64" in header:
-        raise InvalidToken("The token requires extensions this service does not support.")
+        raise InvalidToken("The token requires extensions this service does not support.", reason="malformed")
     if FORBIDDEN_HEADERS.intersection(header):
-        raise InvalidToken("The token names its own key; keys are never taken from a token.")
+        raise InvalidToken("The token names its own key; keys are never taken from a token.", reason="embedded_key")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
-        raise InvalidToken("The token does not name a known key.")
+        raise InvalidToken("The token does not name a known key.", reason="unknown_key")
     key = keyring().get(kid)
     if key is None:
-        raise InvalidToken("The token does not name a known key.")
+        raise InvalidToken("The token does not name a known key.", reason="unknown_key")
     try:
         valid = jws.validate_compact(signed, RSAKey.import_key(key), registry=_JWS_REGISTRY)
     except (JoseError, ValueError, TypeError) as exc:
-        raise InvalidToken() from exc
+        raise InvalidToken(reason="bad_signature") from exc
     if not valid:
-        raise InvalidToken()
+        raise InvalidToken(reason="bad_signature")
     return _checked_claims(signed.payload, token_type), kid, key
 
 
@@ -348,7 +369,7 @@ def _checked_claims(payload: bytes, token_type: str) -> dict[str, Any]:
     leeway = min(int(servicekit_settings.JWT_LEEWAY_SECONDS), 30)
     now = time.time()
     if claims["exp"] <= now - leeway:
-        raise InvalidToken("The token has expired.")
+        raise InvalidToken("The token has expired.", reason="expired")
     if claims["iat"] > now + leeway or claims.get("nbf", 0) > now + leeway:
         raise InvalidToken()
     # Exact comparison: a substring or superstring of the issuer is another issuer (CVE-2024-53861).
@@ -363,7 +384,10 @@ def _checked_claims(payload: bytes, token_type: str) -> dict[str, Any]:
     if not isinstance(claims["sub"], str) or not isinstance(claims["jti"], str) or not claims["jti"]:
         raise InvalidToken()
     if claims.get("token_type") != token_type:
-        raise InvalidToken("An access token is required." if token_type == "access" else "A refresh token is required.")
+        raise InvalidToken(
+            "An access token is required." if token_type == "access" else "A refresh token is required.",
+            reason="wrong_type",
+        )
     return claims
 
 
@@ -421,10 +445,16 @@ class JWTAuthentication(BaseAuthentication):
         if scheme.lower() != self.keyword.lower():
             return None
         credential = credential.strip()
-        if not credential or " " in credential:
-            raise InvalidToken("The Authorization header must be 'Bearer <token>'.")
-        claims = verify_token(credential, token_type="access")
-        return principal_from_claims(claims), claims
+        try:
+            if not credential or " " in credential:
+                raise InvalidToken("The Authorization header must be 'Bearer <token>'.", reason="malformed")
+            claims = verify_token(credential, token_type="access")
+            principal = principal_from_claims(claims)
+            bind_user(principal.id)  # this request's log lines carry user.id from here on
+            return principal, claims
+        except InvalidToken as exc:  # counted only when refused: nothing is added to an accepted request
+            record_auth_failure(exc.reason)
+            raise
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
@@ -471,6 +501,7 @@ class ServiceTokenAuthentication(BaseAuthentication):
         if not header:
             return None
         if not service_token_valid(header):
+            record_auth_failure("service_credential")
             raise exceptions.AuthenticationFailed("The service credential is invalid.")
         return SERVICE_PRINCIPAL, "service"
 
@@ -484,6 +515,7 @@ def require_service_token(view: Callable[..., HttpResponse]) -> Callable[..., Ht
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not service_token_valid(request.META.get("HTTP_AUTHORIZATION", "")):
+            record_auth_failure("service_credential")
             # Imported here: servicekit.errors imports rest_framework.views, which imports this module.
             from servicekit.errors import problem_response
 

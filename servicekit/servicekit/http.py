@@ -34,7 +34,7 @@ from typing import Any
 import pybreaker
 import requests
 from django.core.cache import cache
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from servicekit.conf import servicekit_settings
 from servicekit.errors import Problem, ServiceUnavailable
@@ -58,6 +58,24 @@ servicekit_settings.register_defaults(
 )
 
 CALLS = Counter("service_client_calls_total", "Calls to other services, by target and outcome.", ["target", "outcome"])
+# 0 closed, 1 half-open, 2 open; set by the process that moved the shared breaker (the latest write wins).
+BREAKER_STATE = Gauge(
+    "service_client_breaker_state",
+    "Circuit breaker towards another service: 0 closed, 1 half-open, 2 open.",
+    ["target"],
+    multiprocess_mode="mostrecent",
+)
+BREAKER_STATES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
+
+
+class _BreakerMetrics(pybreaker.CircuitBreakerListener):
+    """Publishes each state change of a breaker as ``service_client_breaker_state``."""
+
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
+        try:
+            BREAKER_STATE.labels(cb.name).set(BREAKER_STATES.get(new_state.name, 0))
+        except Exception:
+            logger.exception("could not record the breaker state")
 
 
 class UpstreamError(Problem):
@@ -181,6 +199,7 @@ class ServiceClient:
             reset_timeout=servicekit_settings.HTTP_CLIENT_BREAKER_RESET,
             state_storage=self.storage,
             exclude=[UpstreamError],
+            listeners=[_BreakerMetrics()],
             name=name,
         )
         self._local = threading.local()

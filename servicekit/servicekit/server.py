@@ -33,6 +33,8 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
 
+from servicekit.logging import server_logging_config
+
 #: Time a client may take to send a request's headers, in milliseconds (granian's maximum).
 HEADER_READ_TIMEOUT_MS = 60_000
 
@@ -63,6 +65,8 @@ def server(target: str, environ: dict[str, str] | None = None) -> Server:
         workers_lifetime=int(lifetime) if lifetime else None,
         workers_kill_timeout=20,
         log_level=LogLevels(environ.get("WEB_LOG_LEVEL", "info").lower()),
+        # The server's own lines in the service's ECS JSON layout (servicekit.logging), like its workers'.
+        log_dictconfig=server_logging_config(target, environ),
         log_access=False,
     )
 

@@ -335,7 +335,14 @@ def common_settings(
             "REDOC_DIST": "SIDECAR",
         },
         # --- Observability ----------------------------------------------------------------------------
-        "LOGGING": logging_config(service=service, level=env.str("LOG_LEVEL", default="INFO")),
+        # dictConfig, and Python warnings become log lines too (servicekit.logging.configure).
+        "LOGGING_CONFIG": "servicekit.logging.configure",
+        "LOGGING": logging_config(
+            service=service,
+            level=env.str("LOG_LEVEL", default="INFO"),
+            version=service_version(),
+            environment=env.str("DJANGO_ENV", default="development"),
+        ),
         # JWT verification keys, issuer/audience, service credential, trusted proxies, login throttles.
         "SERVICEKIT": {"SERVICE_NAME": service, "MAX_BODY_BYTES": max_body, **auth_settings(run=run)},
         # --- Production hardening ---------------------------------------------------------------------
@@ -346,21 +353,30 @@ def common_settings(
     }
 
 
-def logging_config(*, service: str, level: str) -> dict[str, Any]:
-    """JSON lines on stderr, each with the service name and the current request id."""
+def service_version() -> str:
+    """``SERVICE_VERSION`` (the deployed image's tag), else servicekit's own version: ``service.version``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return env.str("SERVICE_VERSION", default="") or version("servicekit")
+    except PackageNotFoundError:
+        return "0"
+
+
+def logging_config(*, service: str, level: str, version: str = "", environment: str = "") -> dict[str, Any]:
+    """ECS JSON lines on stderr (``servicekit.logging.EcsFormatter``): service, trace, request and user ids."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": "servicekit.logging.ContextFilter", "service": service}},
         "formatters": {
-            "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
-                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-                "timestamp": False,
+            "ecs": {
+                "()": "servicekit.logging.EcsFormatter",
+                "service": service,
+                "version": version,
+                "environment": environment,
             }
         },
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"]}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "ecs"}},
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {
             "django.server": {"level": "WARNING"},

@@ -22,6 +22,7 @@ addresses or networks; default the loopback gateway), in which case it is the ri
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import ipaddress
@@ -29,6 +30,7 @@ import logging
 from typing import Any
 
 from django.core.cache import cache, caches
+from prometheus_client import Counter
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -36,6 +38,12 @@ from servicekit.conf import servicekit_settings
 from servicekit.jwks import PRODUCTION_THROTTLE_RATES
 
 logger = logging.getLogger(__name__)
+
+THROTTLED = Counter(
+    "throttled_requests_total",
+    "Requests refused with 429 by a credential budget, by scope (login, register) and reason (ip, username).",
+    ["service", "scope", "reason"],
+)
 
 servicekit_settings.register_defaults(
     {"TRUSTED_PROXIES": ("127.0.0.1", "::1"), "THROTTLE_RATES": dict(PRODUCTION_THROTTLE_RATES)}
@@ -197,6 +205,8 @@ class CredentialThrottle(BaseThrottle):
                 continue
             if not allowed:
                 self._wait = reset_in
+                with contextlib.suppress(Exception):
+                    THROTTLED.labels(servicekit_settings.SERVICE_NAME, *rate_name.split(".", 1)).inc()
                 return False
         return True
 

@@ -40,7 +40,7 @@ def gateway_log_entry(stack: Stack, request_id: str, timeout: float = 5.0) -> di
         for line in log.read_text(errors="replace").splitlines():
             if request_id in line and line.startswith("{"):
                 entry = json.loads(line)
-                if entry.get("request_id") == request_id:
+                if entry.get("http", {}).get("request", {}).get("id") == request_id:  # ECS http.request.id
                     return entry
         time.sleep(0.1)
     raise AssertionError(f"no gateway access-log line for request {request_id}")
@@ -51,7 +51,7 @@ def upstream_of(stack: Stack, gateway: requests.Session, method: str, path: str)
     request_id = f"route-{uuid.uuid4().hex}"
     gateway.request(method, path, headers={"X-Request-ID": request_id}, allow_redirects=False)
     entry = gateway_log_entry(stack, request_id)
-    upstream = entry["upstream"]
+    upstream = entry["gateway"]["upstream"]["address"]
     if not upstream:
         return None
     port = int(upstream.split(",")[0].rsplit(":", 1)[1])
@@ -136,7 +136,7 @@ def test_gateway_never_forwards_internal_or_unknown_api_paths(
     assert response.status_code == 404
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert response.json()["status"] == 404
-    assert gateway_log_entry(stack, request_id)["upstream"] == ""
+    assert gateway_log_entry(stack, request_id)["gateway"]["upstream"]["address"] == ""
 
 
 def test_request_id_is_passed_to_the_service_and_echoed(stack: Stack, gateway: requests.Session) -> None:
@@ -170,7 +170,7 @@ def test_gateway_rejects_bodies_over_64k_as_problem_json(stack: Stack, gateway: 
     assert response.headers["Content-Type"].startswith("application/problem+json")
     body = response.json()
     assert body["status"] == 413 and body["title"] == "Payload Too Large"
-    assert gateway_log_entry(stack, request_id)["upstream"] == ""
+    assert gateway_log_entry(stack, request_id)["gateway"]["upstream"]["address"] == ""
 
 
 def test_gateway_accepts_a_body_of_exactly_64k(stack: Stack, gateway: requests.Session) -> None:
@@ -181,7 +181,7 @@ def test_gateway_accepts_a_body_of_exactly_64k(stack: Stack, gateway: requests.S
         headers={"Content-Type": "application/json", "X-Request-ID": request_id},
     )
     assert response.status_code != 413
-    assert gateway_log_entry(stack, request_id)["upstream"] != ""
+    assert gateway_log_entry(stack, request_id)["gateway"]["upstream"]["address"] != ""
 
 
 def test_gateway_sets_forwarded_headers_for_the_service(stack: Stack, gateway: requests.Session) -> None:
@@ -469,7 +469,7 @@ def test_embedded_defaults_come_up_and_down_leaves_nothing(tmp_path: Path) -> No
         "CHOICE_PORT": str(ports["choices"]),
         "VOTE_PORT": str(ports["votes"]),
         "GATEWAY_PORT": str(ports["gateway"]),
-        "GUNICORN_WORKERS": "1",
+        "WEB_WORKERS": "1",
         "CELERY_WORKER_CONCURRENCY": "1",
     }
     cli_env = {**{k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}, **env}

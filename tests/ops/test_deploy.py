@@ -6,6 +6,7 @@ wheel (``config -q``) and kubectl's kustomize with kubernetes-validate's bundled
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,7 +65,7 @@ def test_compose_refuses_to_run_without_secrets() -> None:
     assert "required variable" in result.stderr
 
 
-@pytest.mark.parametrize("overlay", ["dev", "production", "canary"])
+@pytest.mark.parametrize("overlay", ["dev", "production", "canary", "observability", "tracing"])
 def test_kustomize_overlay_renders_valid_kubernetes_objects(overlay: str) -> None:
     rendered = run(str(BIN / "kubectl"), "kustomize", f"k8s/overlays/{overlay}")
     assert rendered.returncode == 0, rendered.stderr
@@ -90,3 +91,65 @@ def test_kustomize_overlay_renders_valid_kubernetes_objects(overlay: str) -> Non
 def test_k8s_gateway_config_is_the_current_rendering() -> None:
     committed = (REPO / "k8s" / "base" / "gateway-nginx.conf").read_text()
     assert committed == gateway.render_k8s(), "run `make gateway-config` and commit k8s/base/gateway-nginx.conf"
+
+
+def test_observability_component_adds_prometheus_grafana_and_metrics_ports() -> None:
+    rendered = run(str(BIN / "kubectl"), "kustomize", "k8s/overlays/observability")
+    assert rendered.returncode == 0, rendered.stderr
+    objects = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    by_kind = {(doc["kind"], doc["metadata"]["name"]): doc for doc in objects}
+    assert ("Deployment", "prometheus") in by_kind and ("Deployment", "grafana") in by_kind
+    dashboards = next(d for (k, n), d in by_kind.items() if k == "ConfigMap" and n.startswith("grafana-dashboards"))
+    assert set(dashboards["data"]) == {"overview.json", "pipeline.json", "security.json"}
+    for name in ("polls", "choices", "votes"):
+        worker = by_kind[("Deployment", f"{name}-worker")]["spec"]["template"]["spec"]["containers"][0]
+        assert {"name": "WORKER_METRICS_PORT", "value": "9100"} in worker["env"]
+        assert by_kind[("Service", f"{name}-metrics")]["spec"]["clusterIP"] == "None"
+        assert by_kind[("Service", f"{name}-worker-metrics")]["spec"]["clusterIP"] == "None"
+    gateway_pod = by_kind[("Deployment", "gateway")]["spec"]["template"]["spec"]
+    assert [c["name"] for c in gateway_pod["containers"]] == ["nginx", "nginx-exporter"]
+
+
+def test_tracing_component_adds_jaeger_and_points_every_web_and_worker_at_it() -> None:
+    rendered = run(str(BIN / "kubectl"), "kustomize", "k8s/overlays/tracing")
+    assert rendered.returncode == 0, rendered.stderr
+    objects = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    by_kind = {(doc["kind"], doc["metadata"]["name"]): doc for doc in objects}
+    jaeger = by_kind[("Deployment", "jaeger")]["spec"]["template"]["spec"]["containers"][0]
+    assert {p["containerPort"] for p in jaeger["ports"]} >= {4318, 16686}
+    assert {p["port"] for p in by_kind[("Service", "jaeger")]["spec"]["ports"]} == {4318, 16686}
+    endpoint = {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://jaeger:4318"}
+    for name in ("polls", "choices", "votes"):
+        for deployment in (name, f"{name}-worker"):
+            container = by_kind[("Deployment", deployment)]["spec"]["template"]["spec"]["containers"][0]
+            assert endpoint in container["env"], deployment
+        beat = by_kind[("Deployment", f"{name}-beat")]["spec"]["template"]["spec"]["containers"][0]
+        assert endpoint not in beat.get("env", [])
+    # Without the component nothing exports: the base sets no endpoint.
+    base = run(str(BIN / "kubectl"), "kustomize", "k8s/overlays/dev")
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in base.stdout
+
+
+def test_compose_traces_only_when_an_endpoint_is_given(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "SERVICE_TOKEN", "OTEL_"))}
+    env.update(DJANGO_SECRET_KEY="k", SERVICE_TOKEN="t", JWT_PUBLIC_KEYS="p", JWT_PRIVATE_KEY="s")
+    base = [
+        "-f",
+        "docker-compose.yml",
+        "--env-file",
+        "/dev/null",
+        "--profile",
+        "observability",
+        "config",
+        "--format",
+        "json",
+    ]
+    off = json.loads(run(compose_binary(), *base, env=env).stdout)
+    assert off["services"]["jaeger"]["profiles"] == ["observability"]
+    assert {int(p["target"]) for p in off["services"]["jaeger"]["ports"]} == {4318, 16686}
+    assert not off["services"]["votes"]["environment"].get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    on = json.loads(
+        run(compose_binary(), *base, env={**env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318"}).stdout
+    )
+    for name in ("polls", "choices", "votes", "votes-worker"):
+        assert on["services"][name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318", name

@@ -123,3 +123,37 @@ def test_web_root_prefers_the_built_client(tmp_path: Path) -> None:
     (tmp_path / "web" / "dist").mkdir()
     (tmp_path / "web" / "dist" / "index.html").write_text("<!doctype html>")
     assert gateway.web_root(tmp_path) == tmp_path / "web" / "dist"
+
+
+@pytest.mark.parametrize("percent", [0, 12.5, 100])
+def test_the_gateway_forwards_or_starts_a_traceparent(tmp_path: Path, percent: float) -> None:
+    # $otel_trace_id / $otel_traceparent are defined at http level for proxying and the access log.
+    conf = gateway.write_local(
+        run_dir=tmp_path, port=18999, polls=18991, choices=18992, votes=18993, trace_sample_percent=percent
+    )
+    text = conf.read_text()
+    assert "proxy_set_header traceparent $otel_traceparent;" in text
+    assert "map $otel_traceparent $otel_trace_id {" in text
+    assert 'default "00-$request_id-$otel_gateway_span_id-$otel_sampled";' in text
+    start = text.index("$otel_sampled {")
+    split = text[start : text.index("}", start)]
+    expected = {0: ["* 00;"], 12.5: ["12.5% 01;", "* 00;"], 100: ["* 01;"]}[percent]
+    assert [line.strip() for line in split.splitlines()[1:] if line.strip()] == expected
+    assert gateway.check(conf).returncode == 0
+    with pytest.raises(ValueError):
+        gateway.trace_sample_split(101)
+
+
+@pytest.mark.parametrize("target", ["local", "compose", "k8s"])
+def test_stub_status_is_served_to_this_host_only(tmp_path: Path, target: str) -> None:
+    """prometheus-nginx-exporter reads /stub_status over loopback; nobody else may."""
+    if target == "local":
+        text = gateway.write_local(run_dir=tmp_path, port=1, polls=2, choices=3, votes=4).read_text()
+    elif target == "k8s":
+        text = gateway.render_k8s()
+    else:
+        text = gateway.render(gateway.container_values(target=target))
+    block = re.search(r"location = /stub_status \{(.*?)\}", text, re.S)
+    assert block, "no /stub_status location"
+    directives = [line.strip() for line in block.group(1).strip().splitlines()]
+    assert directives == ["access_log off;", "allow 127.0.0.1;", "allow ::1;", "deny all;", "stub_status;"]

@@ -25,6 +25,7 @@ from django.db.models import Subquery
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
+from servicekit import tracing
 from servicekit.conf import servicekit_settings
 from servicekit.errors import Conflict, UnprocessableEntity
 from servicekit.events import emit
@@ -219,7 +220,7 @@ SELECT (SELECT status FROM poll), COALESCE((SELECT is_open FROM poll), FALSE), (
 """
 
 
-def _cast_event(vote: Vote, now: datetime) -> Event:
+def _cast_event(vote: Vote, now: datetime, traceparent: str | None) -> Event:
     """The ``vote.cast`` envelope ``emit()`` would store, built before the statement that stores it."""
     data = _vote_event(vote)
     if servicekit_settings.EVENTS_VALIDATE:
@@ -231,7 +232,7 @@ def _cast_event(vote: Vote, now: datetime) -> Event:
         producer=servicekit_settings.SERVICE_NAME,
         aggregate_id=data["id"],
         data=data,
-        traceparent=current_traceparent(),
+        traceparent=traceparent,
         version=vote.version,
     )
 
@@ -303,8 +304,16 @@ def vote_cast(*, actor: Principal, poll_id: uuid.UUID, choice_id: uuid.UUID) -> 
     now = timezone.now()
     vote = Vote(id=uuid.uuid4(), poll_id=poll_id, choice_id=choice_id, voter_id=actor.id)
     vote.created_at = vote.updated_at = now
+    outbox_span = None
     if connection.vendor == "postgresql":
-        event = _cast_event(vote, now)
+        # Tracing on: the outbox write is a span (the statement's database span nests in it) whose
+        # context the envelope carries, as emit() does. Off: one flag test, no other work.
+        if tracing.ENABLED:
+            outbox_span = tracing.outbox_span("vote.cast")
+            traceparent = tracing.traceparent_of(outbox_span)
+        else:
+            traceparent = current_traceparent()
+        event = _cast_event(vote, now, traceparent)
         params = {
             "now": now,
             "poll_id": poll_id,
@@ -317,13 +326,25 @@ def vote_cast(*, actor: Principal, poll_id: uuid.UUID, choice_id: uuid.UUID) -> 
         }
 
         def attempt() -> _Attempt:
-            return _cast_in_one_statement(vote, params)
+            if outbox_span is None:
+                return _cast_in_one_statement(vote, params)
+            with tracing.activated(outbox_span):
+                return _cast_in_one_statement(vote, params)
 
     else:
 
         def attempt() -> _Attempt:
             return _cast_with_the_orm(vote)
 
+    try:
+        return _cast_attempts(attempt, vote=vote, poll_id=poll_id, choice_id=choice_id)
+    finally:
+        if outbox_span is not None:
+            outbox_span.end()
+
+
+def _cast_attempts(attempt: Any, *, vote: Vote, poll_id: uuid.UUID, choice_id: uuid.UUID) -> Vote:
+    """Run ``attempt`` until the vote is in, fetching a missing replica once each; raise the refusal."""
     fetched: set[str] = set()
     while True:
         seen = attempt()

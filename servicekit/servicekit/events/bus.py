@@ -178,11 +178,15 @@ def publish_batch(
     routing_key: str | None = None,
     attempt: int = 0,
     countdown: float | None = None,
+    traceparent: str | None = None,
 ) -> None:
     """Publish one ``servicekit.events.handle_batch`` message carrying ``envelope_texts`` (JSON text of
     envelopes of ``event_type``) to the events exchange with routing key = the type, or to ``exchange``
-    / ``routing_key`` when given (``""`` / a queue name: one queue only)."""
+    / ``routing_key`` when given (``""`` / a queue name: one queue only). ``traceparent`` (the relay's
+    publish span, tracing on) goes in the headers, where Celery's instrumentation on the consumer reads it."""
     headers, properties = _headers(event_type=event_type, count=len(envelope_texts), countdown=countdown)
+    if traceparent:
+        headers["traceparent"] = traceparent
     producer.publish(
         batch_body(envelope_texts, attempt=attempt),
         exchange=exchange_name() if exchange is None else exchange,

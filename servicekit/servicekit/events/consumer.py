@@ -29,13 +29,16 @@ of earlier releases, contract tests): the same, except that a dead letter is rec
 ``Reject(requeue=False)`` raised, so RabbitMQ moves that message to the DLQ itself.
 
 Metrics: ``events_consumed_total{service,type,outcome}`` (``applied``, ``duplicate_or_unhandled``,
-``retried``, ``dead_lettered``) and the histogram ``events_batch_size{service}`` (envelopes per message).
+``retried``, ``dead_lettered``), the histogram ``events_batch_size{service}`` (envelopes per message)
+and ``events_consumer_lag_seconds{service,type}`` (the event's ``occurred_at``, the producer's clock,
+until this service applied it).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from collections import Counter as Tally
 from dataclasses import dataclass, field
@@ -44,6 +47,7 @@ from typing import Any
 from celery.exceptions import Reject
 from prometheus_client import Counter, Histogram
 
+from servicekit import tracing
 from servicekit.conf import servicekit_settings
 from servicekit.events import bus
 from servicekit.events.event import Event
@@ -60,6 +64,12 @@ BATCH_SIZE = Histogram(
     "Envelopes per message taken from this service's queue.",
     ["service"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+LAG = Histogram(
+    "events_consumer_lag_seconds",
+    "From an event's occurred_at (producer's clock) until this service applied it.",
+    ["service", "type"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0),
 )
 
 # What a malformed envelope raises while being validated or read.
@@ -166,6 +176,25 @@ def _apply(valid: list[tuple[Any, Event]]) -> tuple[dict[str, list[str]], list[t
     return applied, failed
 
 
+def _apply_traced(
+    valid: list[tuple[Any, Event]], service: str
+) -> tuple[dict[str, list[str]], list[tuple[Any, Event, Exception]]]:
+    """``_apply`` inside the batch span, each event's outcome on its own span (``tracing.ConsumeSpans``)."""
+    events = [event for _envelope, event in valid]
+    spans = tracing.ConsumeSpans(events, service=service)
+    failed: list[tuple[Any, Event, Exception]] = []
+    try:
+        with spans.applying():
+            applied, failed = _apply(valid)
+        failed_ids = {id(event) for _envelope, event, _exc in failed}
+        for event in events:
+            if id(event) not in failed_ids:
+                spans.applied(event, "applied" if event.id in applied else "duplicate_or_unhandled")
+    finally:
+        spans.end(event for _envelope, event, _exc in failed)
+    return applied, failed
+
+
 def _publish_alone(retries: list[tuple[Any, Exception]], dead: list[Any], attempt: int) -> None:
     """Re-publish each of ``retries`` alone to this service's queue (with backoff, ``attempt + 1``)
     and each of ``dead`` alone to its DLQ; ``Reject(requeue=True)`` if the broker cannot take them."""
@@ -206,7 +235,10 @@ def consume_batch(envelopes: Any, *, attempt: int = 0) -> BatchResult:
         envelopes = [envelopes]  # a single envelope, or garbage (dead-lettered below)
     BATCH_SIZE.labels(service).observe(len(envelopes))
     valid, poison = _validate(envelopes)
-    applied, failed = _apply(valid) if valid else ({}, [])
+    if valid and tracing.ENABLED:
+        applied, failed = _apply_traced(valid, service)
+    else:
+        applied, failed = _apply(valid) if valid else ({}, [])
 
     give_up = attempt >= servicekit_settings.EVENTS_MAX_RETRIES
     retries = [] if give_up else [(envelope, exc) for envelope, _event, exc in failed]
@@ -222,11 +254,13 @@ def consume_batch(envelopes: Any, *, attempt: int = 0) -> BatchResult:
     result = BatchResult(applied=applied)
     outcomes: Tally[tuple[str, str]] = Tally()
     failed_ids = {id(event) for _envelope, event, _exc in failed}
+    now = time.time()
     for _envelope, event in valid:
         if id(event) in failed_ids:
             continue
         if event.id in applied:
             outcomes[event.type, "applied"] += 1
+            LAG.labels(service, event.type).observe(max(now - event.occurred.timestamp(), 0.0))
         else:
             result.duplicates.append(event.id)
             outcomes[event.type, "duplicate_or_unhandled"] += 1
@@ -259,7 +293,13 @@ def consume(envelope: Any, *, attempt: int = 0) -> list[str]:
     except _POISON as exc:
         _dead_letter(envelope, exc, attempt + 1, event_type)
     try:
-        applied = apply_batch([event]).get(event.id, [])
+        if tracing.ENABLED:
+            found, failed = _apply_traced([(envelope, event)], service)
+            if failed:
+                raise failed[0][2]
+            applied = found.get(event.id, [])
+        else:
+            applied = apply_batch([event]).get(event.id, [])
     except Exception as exc:  # a handler failed: retry later or give up
         if attempt >= servicekit_settings.EVENTS_MAX_RETRIES:
             _dead_letter(envelope, exc, attempt + 1, event_type)
@@ -267,4 +307,6 @@ def consume(envelope: Any, *, attempt: int = 0) -> list[str]:
         CONSUMED.labels(service, event_type, "retried").inc()
         return []
     CONSUMED.labels(service, event_type, "applied" if applied else "duplicate_or_unhandled").inc()
+    if applied:
+        LAG.labels(service, event_type).observe(max(time.time() - event.occurred.timestamp(), 0.0))
     return applied

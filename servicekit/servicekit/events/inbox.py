@@ -36,9 +36,16 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
+from prometheus_client import Counter
 
+from servicekit.conf import servicekit_settings
 from servicekit.events.event import Event
 from servicekit.events.registry import get_registry
+
+# Counted per attempt: a batch that failed and is applied again event by event counts its duplicates twice.
+DUPLICATES = Counter(
+    "events_inbox_duplicates_total", "Delivered events skipped because the inbox had applied them.", ["service"]
+)
 
 Handler = Callable[..., None]  # func(event: Event), or func(events: list[Event]) for batch=True
 
@@ -190,6 +197,9 @@ def apply_batch(events: list[Event]) -> dict[str, list[str]]:
         # The inbox rows first: duplicates are filtered out before any handler runs. Sorted, so two
         # transactions inserting overlapping batches wait for each other in the same order.
         new = _insert_inbox(sorted((key, name, event.type) for key, event, plan in work for name, _f, _b in plan))
+        duplicates = len(work) - len({key for key, _name in new})
+        if duplicates:
+            DUPLICATES.labels(servicekit_settings.SERVICE_NAME).inc(duplicates)
         if not new:
             return {}
         # Each handler in registration order: a per-event handler for each of its new events, a batch

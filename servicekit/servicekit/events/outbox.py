@@ -29,6 +29,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from servicekit import tracing
 from servicekit.conf import servicekit_settings
 from servicekit.events.event import Event
 from servicekit.events.registry import get_registry
@@ -89,23 +90,26 @@ def emit(event_type: str, *, aggregate_id: str, version: int, data: dict[str, An
     if servicekit_settings.EVENTS_VALIDATE:
         registry.validate_data(event_type, data)
     now = timezone.now()
-    event = Event(
-        id=str(uuid.uuid4()),
-        type=event_type,
-        occurred_at=now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        producer=producer,
-        aggregate_id=str(aggregate_id),
-        data=data,
-        traceparent=current_traceparent(),
-        version=int(version),
-    )
-    OutboxEvent.objects.using(connection.alias).create(
-        event_id=event.id,
-        event_type=event_type,
-        aggregate_id=event.aggregate_id,
-        envelope=event.envelope(),
-        created_at=now,
-    )
+    event_id = str(uuid.uuid4())
+    # Tracing on: the outbox write is a span of its own, and its context is the envelope's traceparent.
+    with tracing.outbox_write(event_type, event_id=event_id) if tracing.ENABLED else contextlib.nullcontext():
+        event = Event(
+            id=event_id,
+            type=event_type,
+            occurred_at=now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            producer=producer,
+            aggregate_id=str(aggregate_id),
+            data=data,
+            traceparent=current_traceparent(),
+            version=int(version),
+        )
+        OutboxEvent.objects.using(connection.alias).create(
+            event_id=event.id,
+            event_type=event_type,
+            aggregate_id=event.aggregate_id,
+            envelope=event.envelope(),
+            created_at=now,
+        )
     transaction.on_commit(request_relay, using=connection.alias)
     return event
 
