@@ -146,6 +146,14 @@ def poll_replica_seal(*, poll_id: uuid.UUID, version: int, state: dict[str, Any]
     starts later sees the new state. Idempotent; an older version changes nothing. Returns the replica.
     """
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Row locks are not queued fairly: a new FOR SHARE joins the row's current sharers without
+            # waiting behind a queued FOR UPDATE, so a stream of votes could starve the seal for as long
+            # as it lasts. Table locks are queued in order: EXCLUSIVE (which plain reads pass) waits only
+            # for the votes already in flight, and the votes arriving after it wait the few milliseconds
+            # the seal takes, then see its state.
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {connection.ops.quote_name(PollReplica._meta.db_table)} IN EXCLUSIVE MODE")
         # On SQLite this is a plain read: its transactions take the write lock at BEGIN (IMMEDIATE).
         list(PollReplica.objects.select_for_update().filter(pk=poll_id).values_list("pk", flat=True))
         poll_replica_apply(poll_id=poll_id, version=version, state=state)
