@@ -329,3 +329,14 @@ def assert_unauthorized(response: Any, case: str = "") -> None:
     assert headers.get("WWW-Authenticate", "").startswith("Bearer"), f"{case}: no WWW-Authenticate: Bearer"
     body = response.json()
     assert body["status"] == 401 and body["type"].startswith("https://"), f"{case}: malformed problem {body}"
+
+
+def ecs_fields(entry: dict, prefix: str = "") -> dict:
+    """An ECS log line's fields by their dotted names, whether the line nests them or writes them dotted."""
+    out: dict = {}
+    for key, value in entry.items():
+        if isinstance(value, dict):
+            out.update(ecs_fields(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

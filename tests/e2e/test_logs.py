@@ -31,6 +31,7 @@ import requests
 
 from scripts.loadgen import Platform
 from scripts.stack import Stack
+from servicekit.testing import ecs_fields
 
 pytestmark = pytest.mark.stack
 
@@ -45,17 +46,6 @@ NGINX_ERROR = re.compile(
 )
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.")
 HEX32, HEX16 = re.compile(r"^[0-9a-f]{32}$"), re.compile(r"^[0-9a-f]{16}$")
-
-
-def flat(entry: dict, prefix: str = "") -> dict:
-    """ECS fields by their dotted names, whether a line nests them or writes them dotted."""
-    out: dict = {}
-    for key, value in entry.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def session_lines(path: Path) -> list[str]:
@@ -74,7 +64,7 @@ def entries(path: Path) -> list[dict]:
     for line in session_lines(path):
         if line.startswith("{"):
             try:
-                found.append(flat(json.loads(line)))
+                found.append(ecs_fields(json.loads(line)))
             except ValueError:
                 continue
     return found
@@ -164,7 +154,7 @@ def test_logs_are_ecs_json_carry_the_vote_trace_and_hold_no_secret(stack: Stack,
             if path.stem == "gateway" and NGINX_ERROR.match(line):
                 continue
             try:
-                entry = flat(json.loads(line))
+                entry = ecs_fields(json.loads(line))
             except ValueError:
                 problems.append(f"{path.name}:+{number}: not JSON: {line[:160]}")
                 continue

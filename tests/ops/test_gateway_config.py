@@ -72,14 +72,18 @@ def test_container_renderings_pass_nginx_t(tmp_path: Path, target: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def rendered(target: str, tmp_path: Path) -> str:
+    """The gateway configuration as ``target`` (local, compose or k8s) gets it."""
+    if target == "local":
+        return gateway.write_local(run_dir=tmp_path, port=1, polls=2, choices=3, votes=4).read_text()
+    if target == "k8s":
+        return gateway.render_k8s()
+    return gateway.render(gateway.container_values(target=target))
+
+
 @pytest.mark.parametrize("target", ["local", "compose", "k8s"])
 def test_every_target_has_the_same_routes_and_limits(tmp_path: Path, target: str) -> None:
-    if target == "local":
-        text = gateway.write_local(run_dir=tmp_path, port=1, polls=2, choices=3, votes=4).read_text()
-    elif target == "k8s":
-        text = gateway.render_k8s()
-    else:
-        text = gateway.render(gateway.container_values(target=target))
+    text = rendered(target, tmp_path)
     for route in ROUTES:
         assert route in text, f"{target}: missing {route}"
     assert "client_max_body_size 64k;" in text
@@ -147,12 +151,7 @@ def test_the_gateway_forwards_or_starts_a_traceparent(tmp_path: Path, percent: f
 @pytest.mark.parametrize("target", ["local", "compose", "k8s"])
 def test_stub_status_is_served_to_this_host_only(tmp_path: Path, target: str) -> None:
     """prometheus-nginx-exporter reads /stub_status over loopback; nobody else may."""
-    if target == "local":
-        text = gateway.write_local(run_dir=tmp_path, port=1, polls=2, choices=3, votes=4).read_text()
-    elif target == "k8s":
-        text = gateway.render_k8s()
-    else:
-        text = gateway.render(gateway.container_values(target=target))
+    text = rendered(target, tmp_path)
     block = re.search(r"location = /stub_status \{(.*?)\}", text, re.S)
     assert block, "no /stub_status location"
     directives = [line.strip() for line in block.group(1).strip().splitlines()]

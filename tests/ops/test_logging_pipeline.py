@@ -25,22 +25,13 @@ sys.path.insert(0, str(REPO / "scripts"))
 import gateway  # noqa: E402
 
 from servicekit.logging import EcsFormatter, request_id_var  # noqa: E402
+from servicekit.testing import ecs_fields  # noqa: E402
 
 LOGGING = REPO / "ops" / "logging"
 # Fields every line must have and the ones the README tells operators to search by in Kibana.
 REQUIRED = {"@timestamp", "log.level", "message", "ecs.version", "log.logger", "service.name"}
 SEARCHED = {"trace.id", "http.request.id", "event.duration", "http.response.status_code", "url.path"}
 ENV_DEFAULT = re.compile(r"^\$\{[A-Z_]+:(.+)\}$")  # Filebeat's ${NAME:default}
-
-
-def flat(entry: dict, prefix: str = "") -> dict:
-    out: dict = {}
-    for key, value in entry.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def filebeat() -> dict:
@@ -64,7 +55,7 @@ def gateway_line(tmp_path: Path) -> dict:
     template = "".join(re.findall(r"'([^']*)'", block))
     numbers = {"status": "201", "body_bytes_sent": "17", "request_duration_ns": "2000000"}
     line = re.sub(r"\$(\w+)", lambda m: numbers.get(m.group(1), f"sample-{m.group(1)}"), template)
-    return flat(json.loads(line))
+    return ecs_fields(json.loads(line))
 
 
 def service_line() -> dict:
@@ -87,7 +78,7 @@ def service_line() -> dict:
             text = EcsFormatter(service="votes", version="1", environment="test").format(record)
     finally:
         request_id_var.reset(token)
-    return flat(json.loads(text))
+    return ecs_fields(json.loads(text))
 
 
 def test_filebeat_reads_docker_logs_and_decodes_ecs_json_at_the_root() -> None:
