@@ -119,6 +119,18 @@ run_stack() {
     rm -f .run/stack-own.log .run/stack-own.result
     (
         s=$SECONDS
+        # Start once the session stack is up (its gateway answers; at most 3 minutes): two stacks
+        # starting at once on two cores each take twice as long.
+        "$PY" - "$((18080 + ${TEST_STACK_PORT_OFFSET:-0}))" <<'WAIT'
+import sys, time, urllib.request
+deadline = time.monotonic() + 180
+while time.monotonic() < deadline:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.5)
+WAIT
         "$PY" -m pytest -c tests/pytest.ini -q --durations=10 "${OWN_STACK_TESTS[@]}" >.run/stack-own.log 2>&1
         echo "$(pytest_rc $?) $((SECONDS - s))" >.run/stack-own.result
     ) &
