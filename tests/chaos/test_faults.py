@@ -220,13 +220,14 @@ class Load:
         assert set(self.closed_at) == set(self.closing), f"closes that never answered 200: {self.close_ops}"
 
     def status_problems(self) -> list[str]:
-        """Every operation answered as it must: accepted on an open poll, refused (422) once its poll's
-        close answered 200, either in the window while the close was in flight; never unanswered."""
+        """Every operation answered as it must: accepted on an open poll (answered before its poll's
+        close was sent), refused (422) once the close answered 200 (sent after that), either while both
+        were in flight: a request sent just before the close can reach vote_service after the seal."""
         problems = []
         for op in self.ops:
             closed_at = self.closed_at.get(op.poll)
             close_sent = self.close_sent.get(op.poll)
-            if close_sent is None or op.sent < close_sent:
+            if close_sent is None or op.answered < close_sent:
                 if op.status != SUCCESS[op.kind]:
                     problems.append(f"{op.kind} on an open poll answered {op.status}")
             elif closed_at is not None and op.sent > closed_at:
