@@ -330,7 +330,7 @@ class Baseline:
         self.log_path = directory / "uvicorn.log"
 
     def start(self, timeout: float = 60.0) -> None:
-        from scripts.stack import ensure_postgres_database, port_open
+        from scripts.platform_stack import ensure_postgres_database, port_open
 
         if port_open(self.port):
             raise RuntimeError(f"baseline port {self.port} is already in use (set BENCH_BASELINE_PORT)")
@@ -436,7 +436,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def start_stack():
-    from scripts.stack import Stack
+    from scripts.platform_stack import Stack
 
     run_dir = REPO / ".run" / "bench-stack"
     env = {

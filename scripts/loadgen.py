@@ -483,7 +483,7 @@ def wait_for(what: str, check: Callable[[], object], timeout: float = 30.0, inte
     raise AssertionError(f"{what}: not reached within {timeout} s (last: {last!r})")
 
 
-def database_url(stack, env_name: str) -> str:  # noqa: ANN001 - a scripts.stack.Stack
+def database_url(stack, env_name: str) -> str:  # noqa: ANN001 - a scripts.platform_stack.Stack
     """A stack's database URL (``POLLS_DATABASE_URL``...) in the form psycopg takes."""
     return stack.env[env_name].replace("postgres://", "postgresql://", 1)
 

@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from scripts.stack import (  # noqa: E402
+from scripts.platform_stack import (  # noqa: E402
     ProcessSpec,
     Running,
     Stack,

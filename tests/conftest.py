@@ -1,6 +1,6 @@
 """Cross-service test harness: one real platform for the whole session, started like `make up`.
 
-The session fixture ``stack`` runs ``scripts.stack.Stack`` -- the same code ``make up`` runs -- on
+The session fixture ``stack`` runs ``scripts.platform_stack.Stack`` -- the same code ``make up`` runs -- on
 its own ports (18001-18003, gateway 18080), its own ``RUN_DIR`` (``.run/test-stack``) and its own
 PostgreSQL databases (``polls_stack``, ``choices_stack``, ``votes_stack``, recreated every session),
 Redis DB 9 and the RabbitMQ vhost ``polls_test``; so ``make test`` runs while ``make up`` does. It
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from scripts.stack import SERVICES, Stack  # noqa: E402
+from scripts.platform_stack import SERVICES, Stack  # noqa: E402
 from tests.otlp_receiver import OtlpReceiver  # noqa: E402
 
 NAMESPACE = os.environ.get("TEST_NAMESPACE", "")

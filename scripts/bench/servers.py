@@ -36,7 +36,7 @@ def prepare(work: Path, votes: int) -> dict[str, str]:
     environment a server needs to trust the tokens in it."""
     sys.path[:0] = [str(REPO), str(REPO / "vote_service"), str(REPO / "servicekit")]
     os.environ.update(VOTE_DATABASE_URL=DATABASE, REDIS_URL="redis://127.0.0.1:6379/15", RUN_DIR=str(work))
-    from scripts.stack import ensure_postgres_database
+    from scripts.platform_stack import ensure_postgres_database
     from servicekit.testing import configure_test_environment
 
     ensure_postgres_database(DATABASE, fresh=False)

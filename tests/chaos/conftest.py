@@ -3,7 +3,7 @@
 RabbitMQ on this machine is shared by every concurrent test run and by ``make up``; restarting or
 ``kill -9``-ing it would break them. The fault tests therefore start a *private* RabbitMQ node
 (``chaos@localhost`` on 127.0.0.1:5679, data under ``RUN_DIR/rabbitmq``) as a child process of the
-test, and a complete platform (``scripts.stack.Stack``: granian x3, Celery worker and beat x3,
+test, and a complete platform (``scripts.platform_stack.Stack``: granian x3, Celery worker and beat x3,
 Nginx) on ports 18101-18103 / 18180 with databases ``*_chaos``. Both are stopped at the end.
 
 ``CHAOS_SCALE=full`` (``make chaos``) runs 10,000 vote operations (casts, changes, retractions);
@@ -30,7 +30,7 @@ for entry in (REPO, REPO / "servicekit"):
         sys.path.insert(0, str(entry))
 
 from scripts.loadgen import Platform  # noqa: E402
-from scripts.stack import Stack  # noqa: E402
+from scripts.platform_stack import Stack  # noqa: E402
 
 NAMESPACE = os.environ.get("TEST_NAMESPACE", "")
 SUFFIX = f"_{NAMESPACE}" if NAMESPACE else ""

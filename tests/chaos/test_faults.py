@@ -41,7 +41,7 @@ from scripts.loadgen import (
     timed,
     wait_for,
 )
-from scripts.stack import child_pids
+from scripts.platform_stack import child_pids
 
 from .conftest import POLLS, VOTES
 from .faults import applied_vote_events, republish_fraction, snapshot, verdict

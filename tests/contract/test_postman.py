@@ -33,7 +33,7 @@ def test_committed_collection_and_environment_match_regeneration() -> None:
 
 
 @pytest.mark.stack
-def test_newman_runs_the_journeys_without_a_failure(stack) -> None:  # noqa: ANN001 - scripts.stack.Stack
+def test_newman_runs_the_journeys_without_a_failure(stack) -> None:  # noqa: ANN001 - scripts.platform_stack.Stack
     fresh = uuid.uuid4().hex[:10]
     run = postman.newman(
         stack.gateway_url, env_vars={"ownerUsername": f"pm-owner-{fresh}", "voterUsername": f"pm-voter-{fresh}"}

@@ -42,7 +42,7 @@ from scripts.loadgen import (
     timed,
     wait_for,
 )
-from scripts.stack import Stack, child_pids
+from scripts.platform_stack import Stack, child_pids
 
 pytestmark = pytest.mark.stack
 

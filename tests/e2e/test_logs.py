@@ -30,7 +30,7 @@ import pytest
 import requests
 
 from scripts.loadgen import Platform
-from scripts.stack import Stack
+from scripts.platform_stack import Stack
 from servicekit.testing import ecs_fields
 
 pytestmark = pytest.mark.stack

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from scripts.stack import REPO, SERVICES, Stack, StackError, group_members, http_status
+from scripts.platform_stack import REPO, SERVICES, Stack, StackError, group_members, http_status
 
 SERVICE_NAMES = [s.name for s in SERVICES]
 

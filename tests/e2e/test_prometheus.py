@@ -30,7 +30,7 @@ import requests
 import yaml
 
 from scripts.loadgen import Platform, VoteClient, database_url, projection, wait_for
-from scripts.stack import Stack
+from scripts.platform_stack import Stack
 
 pytestmark = pytest.mark.stack
 

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from scripts.loadgen import Platform
-from scripts.stack import Stack
+from scripts.platform_stack import Stack
 from tests.otlp_receiver import OtlpReceiver, Span
 
 pytestmark = pytest.mark.stack

@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from scripts.loadgen import Op, Platform, Poll, answer_status, timed
+from scripts.platform_stack import Stack, port_open
 from scripts.release import CANARY_PORT_OFFSET, Release, ReleaseFailed
-from scripts.stack import Stack, port_open
 
 pytestmark = pytest.mark.stack
 

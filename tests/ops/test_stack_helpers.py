@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from scripts.stack import (
+from scripts.platform_stack import (
     Running,
     Stack,
     effective_env,

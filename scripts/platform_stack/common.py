@@ -1,0 +1,115 @@
+"""What every part of the supervisor shares: paths, the service table, errors and small stdlib helpers.
+
+Stdlib only: ``python3 scripts/stack.py venv`` imports it before the virtualenv exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = Path(os.environ.get("VENV") or REPO / ".venv")
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str  # public name: paths, logs, metrics
+    package: str  # Django project package (import root)
+    directory: str  # folder under the repository root
+    database_env: str
+    port_env: str
+    default_port: int
+    internal_url_env: str
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("polls", "polls_service", "polls_service", "POLLS_DATABASE_URL", "POLLS_PORT", 8001, "POLLS_INTERNAL_URL"),
+    Service(
+        "choices", "choice_service", "choice_service", "CHOICE_DATABASE_URL", "CHOICE_PORT", 8002, "CHOICE_INTERNAL_URL"
+    ),
+    Service("votes", "vote_service", "vote_service", "VOTE_DATABASE_URL", "VOTE_PORT", 8003, "VOTE_INTERNAL_URL"),
+)
+GATEWAY_DEFAULT_PORT = 8080
+OPERATOR_DEFAULTS = ("operator", "operator-dev-password")
+
+
+class StackError(RuntimeError):
+    """A failure ``up`` reports as one line (unreachable backend, busy port, crashed process...)."""
+
+
+def read_dotenv(path: Path = REPO / ".env") -> dict[str, str]:
+    """``KEY=VALUE`` lines of ``.env`` (comments and blanks skipped, optional quotes stripped)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def effective_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment the platform sees: ``.env`` < process environment < explicit overrides."""
+    merged = {**read_dotenv(), **os.environ}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    """Status code of a GET, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local URLs only
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def mask_url(url: str) -> str:
+    """A URL without its password, for banners and error lines."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,115 @@
+"""The process list: per service a web server, a Celery worker and a Celery beat, plus the gateway.
+
+``process_specs(stack)`` says what ``Stack.start()`` launches; one small function per kind of process.
+Process names: ``<service>.web``, ``<service>.worker``, ``<service>.beat`` and ``gateway``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .common import REPO, SERVICES, VENV, Service, StackError
+
+if TYPE_CHECKING:
+    from .api import Stack
+
+
+@dataclass
+class ProcessSpec:
+    name: str
+    command: list[str]
+    cwd: Path
+    env: dict[str, str]
+    health_url: str | None = None
+    ready_marker: str | None = None  # text in the log that says "ready" (Celery workers)
+
+
+def worker_queues(info: dict, service: Service) -> list[str]:
+    """The queues a service's worker consumes: its ``CELERY_WORKER_QUEUES``, else its default and events queues."""
+    if info.get("queues"):
+        return list(info["queues"])
+    return [info.get("default_queue") or f"{service.name}.default", f"{service.name}.events"]
+
+
+def celery(service: Service, *args: str) -> list[str]:
+    # --quiet: no plain-text banner, so every line of the log is ECS JSON (servicekit.logging).
+    return [str(VENV / "bin" / "celery"), "-A", service.package, "--quiet", *args]
+
+
+def web_spec(stack: Stack, service: Service, env: dict[str, str]) -> ProcessSpec:
+    return ProcessSpec(
+        f"{service.name}.web",
+        [str(VENV / "bin" / "python"), "-m", "servicekit.server", f"{service.package}.wsgi:application"],
+        REPO / service.directory,
+        env,
+        health_url=f"{stack.service_url(service.name)}/healthz",
+    )
+
+
+def worker_spec(stack: Stack, service: Service, env: dict[str, str]) -> ProcessSpec:
+    command = celery(
+        service,
+        "worker",
+        "-Q",
+        ",".join(stack.worker_queues(service)),
+        "--concurrency",
+        str(stack.worker_concurrency),
+        "-n",
+        f"{service.name}-{stack.ports['gateway']}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
+    )
+    return ProcessSpec(f"{service.name}.worker", command, REPO / service.directory, env, ready_marker=" ready.")
+
+
+def beat_spec(stack: Stack, service: Service, env: dict[str, str]) -> ProcessSpec:
+    command = celery(service, "beat", "-s", str(stack.run_dir / f"celerybeat-{service.name}"), "--loglevel", "INFO")
+    return ProcessSpec(f"{service.name}.beat", command, REPO / service.directory, env)
+
+
+def gateway_spec(stack: Stack) -> ProcessSpec:
+    from scripts import gateway
+
+    conf = write_gateway_config(stack)
+    return ProcessSpec(
+        "gateway", gateway.local_command(conf), REPO, dict(stack.env), health_url=f"{stack.gateway_url}/healthz"
+    )
+
+
+def process_specs(stack: Stack) -> dict[str, ProcessSpec]:
+    """Every process of the stack by name, in launch order (services first, the gateway last)."""
+    specs: dict[str, ProcessSpec] = {}
+    for service in SERVICES:
+        env = stack.service_env(service)  # one environment for the three processes of a service
+        for build in (web_spec, worker_spec, beat_spec):
+            spec = build(stack, service, env)
+            specs[spec.name] = spec
+    specs["gateway"] = gateway_spec(stack)
+    return specs
+
+
+def write_gateway_config(stack: Stack, weights: dict[str, dict[int, int]] | None = None) -> Path:
+    """Render the gateway's config for the stack's ports (``weights``: several weighted instances of a
+    service, as in a release) and check it with ``nginx -t``; returns its path."""
+    from scripts import gateway
+
+    conf = gateway.write_local(
+        run_dir=stack.run_dir,
+        port=stack.ports["gateway"],
+        polls=stack.ports["polls"],
+        choices=stack.ports["choices"],
+        votes=stack.ports["votes"],
+        host=stack.gateway_host,
+        weights=weights,
+        trace_sample_percent=float(
+            stack.env.get("GATEWAY_TRACE_SAMPLE_PERCENT") or gateway.DEFAULT_TRACE_SAMPLE_PERCENT
+        ),
+    )
+    checked = gateway.check(conf)
+    if checked.returncode != 0:
+        raise StackError(f"gateway: nginx -t failed: {checked.stderr.strip()}")
+    return conf
