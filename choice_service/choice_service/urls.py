@@ -3,7 +3,6 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from servicekit.api import schema_urlpatterns, versioned_urlpatterns
 from servicekit.errors import install_django_handlers
 from servicekit.urls import ops_urlpatterns
 
@@ -13,9 +12,8 @@ admin.site.site_title = "choices service"
 urlpatterns = [
     *ops_urlpatterns,
     path("admin/choices/", admin.site.urls),
-    *versioned_urlpatterns([path("", include("choices.api.urls"))]),
-    *schema_urlpatterns("choices"),
-    path("", include("choices.internal")),
+    path("", include("choices.api.urls")),
+    path("", include("choices.internal.urls")),
 ]
 
 install_django_handlers(globals())

@@ -1,11 +1,8 @@
 """URLs of polls_service. Paths match the gateway's, so nothing is rewritten on the way in."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
-from accounts.urls import auth_urlpatterns, wellknown_urlpatterns
-from polls.urls import api_urlpatterns, docs_urlpatterns, internal_urlpatterns
-from servicekit.api import versioned_urlpatterns
 from servicekit.errors import install_django_handlers
 from servicekit.urls import ops_urlpatterns
 
@@ -15,11 +12,9 @@ admin.site.site_title = "polls service"
 urlpatterns = [
     *ops_urlpatterns,
     path("admin/polls/", admin.site.urls),
-    *versioned_urlpatterns(auth_urlpatterns),
-    *wellknown_urlpatterns,
-    *api_urlpatterns,
-    *internal_urlpatterns,
-    *docs_urlpatterns,
+    path("", include("accounts.api.urls")),
+    path("", include("polls.api.urls")),
+    path("", include("polls.internal.urls")),
 ]
 
 install_django_handlers(globals())

@@ -3,7 +3,6 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from servicekit.api import schema_urlpatterns, versioned_urlpatterns
 from servicekit.errors import install_django_handlers
 from servicekit.urls import ops_urlpatterns
 
@@ -13,9 +12,8 @@ admin.site.site_title = "votes service"
 urlpatterns = [
     *ops_urlpatterns,
     path("admin/votes/", admin.site.urls),
-    *versioned_urlpatterns([path("", include("votes.api.urls"))]),
-    *schema_urlpatterns("votes"),
-    path("", include("votes.internal")),
+    path("", include("votes.api.urls")),
+    path("", include("votes.internal.urls")),
 ]
 
 install_django_handlers(globals())

@@ -1,15 +1,12 @@
-"""Choice representations per API version. Plain ``Serializer``s: the service functions decide the rules."""
+"""Choice representation (v1, v2) and request bodies; v3 (HAL) in ``api/hal.py``. Plain ``Serializer``s: the
+service functions decide the rules."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import serializers
 
-from choices.models import TEXT_MAX_LENGTH, Choice, PollReplica
-from choices.selectors import can_manage_poll
+from choices.models import TEXT_MAX_LENGTH
 from servicekit.api.fields import TextField
-from servicekit.api.hal import action, link, links_field
 from servicekit.api.strict_fields import StrictIntegerField, StrictUUIDField
 
 MAX_POSITION = 10_000
@@ -23,24 +20,6 @@ class ChoiceSerializer(serializers.Serializer):
     text = serializers.CharField(read_only=True)
     position = serializers.IntegerField(read_only=True)
     votes = serializers.IntegerField(read_only=True, help_text="Votes for this choice (read-only tally).")
-
-
-class ChoiceHALSerializer(ChoiceSerializer):
-    """v3: the choice with ``_links`` to itself, its poll, and edit/delete when the caller may."""
-
-    _links = links_field("self", "poll", optional=("edit", "delete"))
-
-    def get__links(self, choice: Choice) -> dict[str, Any]:
-        href = f"/api/v3/choices/{choice.id}/"
-        links = {"self": link(href), "poll": link(f"/api/v3/polls/{choice.poll_id}/")}
-        polls: dict = self.context.get("polls") or {}
-        poll: PollReplica | None = polls.get(choice.poll_id)
-        request = self.context.get("request")
-        actor = getattr(request, "user", None)
-        if poll is not None and poll.is_draft and can_manage_poll(actor=actor, poll=poll):
-            links["edit"] = action(href, "PATCH")
-            links["delete"] = action(href, "DELETE")
-        return links
 
 
 class ChoiceCreateSerializer(serializers.Serializer):

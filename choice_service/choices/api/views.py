@@ -6,7 +6,6 @@ import contextlib
 import uuid
 from typing import Any
 
-import django_filters
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import translate_validation
@@ -15,24 +14,13 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from choices import selectors, services
-from choices.api.serializers import (
-    ChoiceCreateSerializer,
-    ChoiceHALSerializer,
-    ChoiceSerializer,
-    ChoiceUpdateSerializer,
-)
+from choices.api.filters import ChoiceFilter
+from choices.api.hal import ChoiceHALSerializer
+from choices.api.serializers import ChoiceCreateSerializer, ChoiceSerializer, ChoiceUpdateSerializer
 from choices.models import Choice
 from servicekit.api import UUID_PATTERN, VersionedGenericViewSet
 from servicekit.errors import Problem
 from servicekit.permissions import IsAuthenticatedOrReadOnly
-
-
-class ChoiceFilter(django_filters.FilterSet):
-    poll = django_filters.UUIDFilter(field_name="poll_id", help_text="Only the choices of this poll.")
-
-    class Meta:
-        model = Choice
-        fields: list[str] = []
 
 
 class ChoiceViewSet(VersionedGenericViewSet):
@@ -74,17 +62,17 @@ class ChoiceViewSet(VersionedGenericViewSet):
         context.setdefault("polls", {})
         return context
 
-    def _render(self, data: Choice | list[Choice], **kwargs: Any) -> Any:
+    def _render(self, data: Choice | list[Choice], *, many: bool = False) -> Any:
         context = self.get_serializer_context()
         if self.api_version == "v3":
             choices = data if isinstance(data, list) else [data]
             context["polls"] = selectors.poll_replicas_by_id(poll_ids={c.poll_id for c in choices})
-        serializer_class = self.get_serializer_class()
-        return serializer_class(data, context=context, **kwargs).data
+        return self.represent(data, many=many, context=context)
 
-    def _refetch_stale_draft(self, poll_id: Any) -> None:
+    def _refetch_and_store_stale_draft(self, poll_id: Any) -> None:
         """A reader who may not see drafts asks for a poll the replica still calls draft: it may have just
-        opened (event in flight), so check once with polls_service before answering."""
+        opened (event in flight), so ask polls_service once and store its answer in the poll replica (a
+        write on a read) before answering."""
         if poll_id is None:
             return
         poll = selectors.poll_replica_get(poll_id=poll_id)
@@ -107,7 +95,8 @@ class ChoiceViewSet(VersionedGenericViewSet):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         poll_param = request.query_params.get("poll")
         if not page and poll_param and not request.query_params.get("cursor") and not request.query_params.get("page"):
-            self._refetch_stale_draft(uuid.UUID(poll_param))  # the filter already validated it
+            # Nothing visible of a poll the replica may hold as a stale draft: refetch and store it, then read again.
+            self._refetch_and_store_stale_draft(uuid.UUID(poll_param))  # the filter already validated it
             page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self._render(list(page), many=True))
 
@@ -119,7 +108,8 @@ class ChoiceViewSet(VersionedGenericViewSet):
             hidden = Choice.objects.filter(pk=self.kwargs.get(self.lookup_field)).only("poll_id").first()
             if hidden is None:
                 raise
-            self._refetch_stale_draft(hidden.poll_id)
+            # Hidden by a poll the replica may hold as a stale draft: refetch and store it, then read again.
+            self._refetch_and_store_stale_draft(hidden.poll_id)
             choice = self.get_object()
         return Response(self._render(choice))
 

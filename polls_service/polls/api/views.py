@@ -12,9 +12,9 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
 from polls import selectors, services
+from polls.api.filters import PollFilter
+from polls.api.hal import PollHALSerializer
 from polls.api.serializers import PollCreateSerializer, PollSerializer, PollUpdateSerializer
-from polls.api.v2 import PollFilter
-from polls.api.v3 import PollHALSerializer
 from servicekit.api import UUID_PATTERN, VersionedGenericViewSet
 from servicekit.permissions import IsAuthenticatedOrReadOnly
 
@@ -55,12 +55,12 @@ class PollViewSet(VersionedGenericViewSet):
         context.setdefault("voted", set())
         return context
 
-    def _represent(self, polls: Any, *, many: bool = False) -> Any:
+    def _render(self, polls: Any, *, many: bool = False) -> Any:
         context = self.get_serializer_context()
         if self.api_version == "v3":
             items = polls if many else [polls]
             context["voted"] = selectors.polls_voted_by(actor=self.actor, poll_ids=[p.id for p in items])
-        return self.get_serializer_class()(polls, many=many, context=context).data
+        return self.represent(polls, many=many, context=context)
 
     def _location(self, poll: Any) -> str:
         return f"/api/{self.api_version}/polls/{poll.id}/"
@@ -69,26 +69,24 @@ class PollViewSet(VersionedGenericViewSet):
         """Polls the caller may see, newest first (v2+: filter by status, owner, search; order by created_at)."""
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(self._represent(page, many=True))
+        return self.get_paginated_response(self._render(page, many=True))
 
     def create(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         """Create a draft poll owned by the caller (``owner`` and ``status`` in the body are ignored)."""
         data = self.validated_input(request)
         poll = services.poll_create(actor=self.actor or request.user, **data)
-        return Response(
-            self._represent(poll), status=status.HTTP_201_CREATED, headers={"Location": self._location(poll)}
-        )
+        return Response(self._render(poll), status=status.HTTP_201_CREATED, headers={"Location": self._location(poll)})
 
     def retrieve(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         """One poll (a draft only for its owner or an operator)."""
-        return Response(self._represent(self.get_object()))
+        return Response(self._render(self.get_object()))
 
     def partial_update(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         """Change question, description or closes_at of a draft (owner or operator)."""
         poll = self.get_object()
         data = self.validated_input(request, partial=True)
         poll = services.poll_update(poll=poll, actor=request.user, data=data)
-        return Response(self._represent(poll))
+        return Response(self._render(poll))
 
     @extend_schema(responses={204: OpenApiResponse(description="Deleted.")})
     def destroy(self, request: Any, *args: Any, **kwargs: Any) -> Response:
@@ -100,10 +98,10 @@ class PollViewSet(VersionedGenericViewSet):
     def open(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         """Open a draft for voting (owner or operator); needs at least two choices."""
         poll = services.poll_open(poll=self.get_object(), actor=request.user)
-        return Response(self._represent(poll))
+        return Response(self._render(poll))
 
     @action(detail=True, methods=["post"])
     def close(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         """Close an open poll (owner or operator); no more votes are accepted."""
         poll = services.poll_close(poll=self.get_object(), actor=request.user)
-        return Response(self._represent(poll))
+        return Response(self._render(poll))

@@ -1,5 +1,5 @@
-"""Vote and results representations per API version. Plain ``Serializer``s: no validator queries on the
-hot path (the database's unique constraint decides a double vote)."""
+"""Vote and results representations (v1, v2) and request bodies; v3 (HAL) in ``api/hal.py``. Plain
+``Serializer``s: no validator queries on the hot path (the database's unique constraint decides a double vote)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from servicekit.api.hal import action, link, links_field
 from servicekit.api.strict_fields import StrictUUIDField
-from votes.models import PollReplica, Vote
+from votes.models import Vote
 
 # DRF's own datetime formatting (current time zone, ISO 8601, "Z" for UTC) for the fast path below.
 _DATETIME = serializers.DateTimeField()
@@ -44,38 +43,6 @@ class VoteSerializer(serializers.Serializer):
             "created_at": created_at,
             "updated_at": created_at if same else _DATETIME.to_representation(vote.updated_at),
         }
-
-
-def _vote_links(vote: Vote, context: dict[str, Any]) -> dict[str, Any]:
-    href = f"/api/v3/votes/{vote.id}/"
-    links = {
-        "self": link(href),
-        "poll": link(f"/api/v3/polls/{vote.poll_id}/"),
-        "choice": link(f"/api/v3/choices/{vote.choice_id}/"),
-    }
-    poll: PollReplica | None = (context.get("polls") or {}).get(vote.poll_id)
-    if poll is not None and poll.is_open_at():
-        links["change"] = action(href, "PATCH")
-        links["retract"] = action(href, "DELETE")
-    return links
-
-
-class VoteHALSerializer(VoteSerializer):
-    """v3: the vote with links to itself, its poll and choice; ``change``/``retract`` while the poll is open."""
-
-    # The view puts the replicas of the votes' polls in ``context["polls"]`` (by id) for the actions.
-
-    _links = links_field("self", "poll", "choice", optional=("change", "retract"))
-
-    def get__links(self, vote: Vote) -> dict[str, Any]:
-        return _vote_links(vote, self.context)
-
-    @classmethod
-    def fast_represent(cls, vote: Vote, context: dict[str, Any]) -> dict[str, Any] | None:
-        body = super().fast_represent(vote, context)
-        if body is not None:
-            body["_links"] = _vote_links(vote, context)
-        return body
 
 
 class VoteCreateSerializer(serializers.Serializer):
@@ -120,14 +87,3 @@ class ResultsSerializer(serializers.Serializer):
 
     def to_representation(self, instance: dict[str, Any]) -> dict[str, Any]:
         return dict(instance)  # already JSON-ready (and cached that way)
-
-
-class ResultsHALSerializer(ResultsSerializer):
-    _links = links_field("self", "poll")
-
-    def to_representation(self, instance: dict[str, Any]) -> dict[str, Any]:
-        poll = instance["poll"]
-        return {
-            **instance,
-            "_links": {"self": link(f"/api/v3/results/{poll}/"), "poll": link(f"/api/v3/polls/{poll}/")},
-        }

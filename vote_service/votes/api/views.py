@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import django_filters
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -17,23 +16,10 @@ from rest_framework.response import Response
 from servicekit.api import UUID_PATTERN, VersionedAPIView, VersionedGenericViewSet
 from servicekit.permissions import IsAuthenticated
 from votes import results, selectors, services
-from votes.api.serializers import (
-    ResultsHALSerializer,
-    ResultsSerializer,
-    VoteChangeSerializer,
-    VoteCreateSerializer,
-    VoteHALSerializer,
-    VoteSerializer,
-)
+from votes.api.filters import VoteFilter
+from votes.api.hal import ResultsHALSerializer, VoteHALSerializer
+from votes.api.serializers import ResultsSerializer, VoteChangeSerializer, VoteCreateSerializer, VoteSerializer
 from votes.models import Vote
-
-
-class VoteFilter(django_filters.FilterSet):
-    poll = django_filters.UUIDFilter(field_name="poll_id", help_text="Only your vote in this poll.")
-
-    class Meta:
-        model = Vote
-        fields: list[str] = []
 
 
 class VoteViewSet(VersionedGenericViewSet):
@@ -112,6 +98,7 @@ class ResultsView(VersionedAPIView):
         parameters=[OpenApiParameter("poll_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The poll.")],
     )
     def get(self, request: Any, poll_id: uuid.UUID, **kwargs: Any) -> Response:
+        # A replica miss asks polls_service and stores its answer in the poll replica (a write on a read).
         poll = services.poll_replica_get_or_fetch(poll_id=poll_id)
         if poll is None or not selectors.poll_visible(actor=self.actor, poll=poll):
             raise Http404

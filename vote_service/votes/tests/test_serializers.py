@@ -12,7 +12,8 @@ from django.utils import timezone as django_timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from votes.api.serializers import VoteCreateSerializer, VoteHALSerializer, VoteSerializer
+from votes.api.hal import VoteHALSerializer
+from votes.api.serializers import VoteCreateSerializer, VoteSerializer
 from votes.models import PollReplica, Vote
 
 uuid_texts = st.uuids().flatmap(

@@ -1,4 +1,4 @@
-"""v2 additions for polls: filtering (``status``, ``owner``, ``search``) and ordering."""
+"""Poll filters (v2 and later): ``status``, ``owner``, ``search``; ordering is declared on the view set."""
 
 from __future__ import annotations
 

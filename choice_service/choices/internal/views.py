@@ -1,4 +1,4 @@
-"""``/internal/`` endpoints: service credential only, never routed by the gateway."""
+"""``/internal/`` views: service credential only, never routed by the gateway (routes in ``internal/urls.py``)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,14 @@ import uuid
 from typing import Any
 
 from django.http import Http404
-from django.urls import path
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from choices import selectors, services
-from choices.models import PollReplica
-from servicekit.api.strict_fields import StrictIntegerField
+from choices.internal.serializers import PollStateSerializer
 from servicekit.auth import ServiceTokenAuthentication
 from servicekit.permissions import IsService
-from servicekit.replicas import TOMBSTONE_VERSION
-
-BIGINT_MAX = 2**63 - 1
 
 
 class _Internal(APIView):
@@ -46,16 +40,6 @@ class InternalPollChoices(_Internal):
         return Response({"poll_id": str(poll_id), "choices": selectors.poll_choices_for_internal(poll_id=poll_id)})
 
 
-class PollStateSerializer(serializers.Serializer):
-    """The freeze command's body: a poll's state at ``version``, sent by polls_service before it commits."""
-
-    version = StrictIntegerField(min_value=1, max_value=TOMBSTONE_VERSION - 1)
-    owner_id = StrictIntegerField(min_value=-BIGINT_MAX, max_value=BIGINT_MAX)
-    status = serializers.ChoiceField(choices=PollReplica.Status.choices)
-    closes_at = serializers.DateTimeField(allow_null=True, required=False, default=None)
-    min_choices = StrictIntegerField(required=False, min_value=0, max_value=BIGINT_MAX)
-
-
 @extend_schema(exclude=True)
 class InternalPollState(_Internal):
     """``PUT`` the freeze command: apply a poll's state by version under the replica row lock; opening
@@ -69,10 +53,3 @@ class InternalPollState(_Internal):
         return Response(
             {"poll_id": result.poll_id, "version": result.version, "status": result.status, "choices": result.choices}
         )
-
-
-urlpatterns = [
-    path("internal/choices/<uuid:choice_id>/", InternalChoice.as_view(), name="internal-choice"),
-    path("internal/polls/<uuid:poll_id>/choices/", InternalPollChoices.as_view(), name="internal-poll-choices"),
-    path("internal/polls/<uuid:poll_id>/state/", InternalPollState.as_view(), name="internal-poll-state"),
-]

@@ -1,44 +1,18 @@
-"""``/internal/`` endpoints: service credential only, never routed by the gateway.
-
-- ``PUT internal/polls/{id}/state/``: polls_service's gate command ("seal"), before it commits a close
-  or a delete (or, compensating, a newer state): stored by version under the replica row's lock.
-- ``GET internal/polls/{id}/votes/?after=&limit=``: the vote ledger by id, for choice_service's
-  reconciliation.
-"""
+"""``/internal/`` views: service credential only, never routed by the gateway (routes in ``internal/urls.py``)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from django.urls import path
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from servicekit.api.strict_fields import StrictIntegerField
 from servicekit.auth import ServiceTokenAuthentication
 from servicekit.permissions import IsService
 from votes import selectors, services
-from votes.models import PollReplica
-
-_BIGINT_MAX = 2**63 - 1
-
-
-class PollStateSerializer(serializers.Serializer):
-    """``{version, owner_id, status, closes_at}``; ``min_choices`` (choice_service's) is accepted and ignored."""
-
-    version = StrictIntegerField(min_value=1, max_value=_BIGINT_MAX)
-    owner_id = StrictIntegerField(min_value=-_BIGINT_MAX, max_value=_BIGINT_MAX)
-    status = serializers.ChoiceField(choices=PollReplica.Status.choices)
-    closes_at = serializers.DateTimeField(allow_null=True, required=False, default=None)
-    min_choices = StrictIntegerField(min_value=0, required=False)
-
-
-class LedgerQuerySerializer(serializers.Serializer):
-    after = serializers.UUIDField(required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=1000, default=1000)
+from votes.internal.serializers import LedgerQuerySerializer, PollStateSerializer
 
 
 class _Internal(APIView):
@@ -72,9 +46,3 @@ class InternalPollVotes(_Internal):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         return Response(selectors.vote_ledger_page(poll_id=poll_id, after=params.get("after"), limit=params["limit"]))
-
-
-urlpatterns = [
-    path("internal/polls/<uuid:poll_id>/state/", InternalPollState.as_view(), name="internal-poll-state"),
-    path("internal/polls/<uuid:poll_id>/votes/", InternalPollVotes.as_view(), name="internal-poll-votes"),
-]
