@@ -5,51 +5,62 @@ Dead letters can be replayed from the admin (action) or with ``manage.py replay_
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from servicekit.events.models import DeadLetter, InboxEvent, OutboxEvent
 
+if TYPE_CHECKING:  # ModelAdmin is generic in django-stubs only (no django_stubs_ext at run time)
+    OutboxModelAdmin = admin.ModelAdmin[OutboxEvent]
+    InboxModelAdmin = admin.ModelAdmin[InboxEvent]
+    DeadLetterModelAdmin = admin.ModelAdmin[DeadLetter]
+else:
+    OutboxModelAdmin = InboxModelAdmin = DeadLetterModelAdmin = admin.ModelAdmin
+
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin):
+class OutboxEventAdmin(OutboxModelAdmin):
     list_display = ("id", "event_type", "aggregate_id", "created_at", "sent_at", "attempts")
     list_filter = ("event_type", ("sent_at", admin.EmptyFieldListFilter))
     search_fields = ("=event_id", "=aggregate_id")
     readonly_fields = [f.name for f in OutboxEvent._meta.fields]
 
-    def has_add_permission(self, request):  # events are only ever written by emit()
+    def has_add_permission(self, request: HttpRequest) -> bool:  # events are only ever written by emit()
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
 @admin.register(InboxEvent)
-class InboxEventAdmin(admin.ModelAdmin):
+class InboxEventAdmin(InboxModelAdmin):
     list_display = ("event_id", "event_type", "handler", "received_at")
     list_filter = ("event_type",)
     search_fields = ("=event_id",)
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(admin.ModelAdmin):
+class DeadLetterAdmin(DeadLetterModelAdmin):
     list_display = ("id", "event_type", "event_id", "queue", "attempts", "created_at", "replayed_at")
     list_filter = ("event_type", ("replayed_at", admin.EmptyFieldListFilter))
     search_fields = ("=event_id",)
     readonly_fields = [f.name for f in DeadLetter._meta.fields]
     actions = ["replay"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     @admin.action(description="Replay selected dead letters")
-    def replay(self, request, queryset):
+    def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         from servicekit.events.deadletters import replay_dead_letters
 
         count = replay_dead_letters(ids=list(queryset.values_list("id", flat=True)))

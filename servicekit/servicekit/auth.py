@@ -3,12 +3,13 @@
 ``servicekit.settings`` makes JWT authentication the default for every DRF view, so a view only
 chooses permissions::
 
-    from servicekit.permissions import IsAuthenticated, IsOwnerOrOperator
+    from servicekit.permissions import IsAuthenticated
 
     class PollDetail(APIView):
-        permission_classes = [IsAuthenticated, IsOwnerOrOperator]
+        permission_classes = [IsAuthenticated]
         def patch(self, request, ...):
             actor: Principal = request.user          # id, username, roles -- from the token alone
+            poll_update(poll=..., actor=actor, ...)   # the service checks can_manage(actor, poll.owner_id)
 
 Internal endpoints accept only the shared service credential (``Authorization: Service <token>``)::
 
@@ -18,8 +19,6 @@ Internal endpoints accept only the shared service credential (``Authorization: S
     class InternalPoll(APIView):
         authentication_classes = [ServiceTokenAuthentication]
         permission_classes = [IsService]
-
-or, for a plain Django view, ``@require_service_token``.
 
 Verification (``verify_token``) never touches a database: the algorithm is pinned to RS256, the key
 is chosen by ``kid`` among the configured public keys (``JWT_PUBLIC_KEYS`` / ``JWT_PUBLIC_KEYS_FILE``,
@@ -33,21 +32,18 @@ failure is a 401 problem+json with ``WWW-Authenticate: Bearer``.
 
 from __future__ import annotations
 
-import functools
 import hmac
 import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.signals import setting_changed
-from django.http import HttpRequest, HttpResponse
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
@@ -507,22 +503,3 @@ class ServiceTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Service realm="internal"'
-
-
-def require_service_token(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Decorator for plain Django views: 401 problem+json unless the service credential is presented."""
-
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not service_token_valid(request.META.get("HTTP_AUTHORIZATION", "")):
-            record_auth_failure("service_credential")
-            # Imported here: servicekit.errors imports rest_framework.views, which imports this module.
-            from servicekit.errors import problem_response
-
-            response = problem_response(request, 401, "The service credential is missing or invalid.")
-            response["WWW-Authenticate"] = 'Service realm="internal"'
-            return response
-        request.user = SERVICE_PRINCIPAL  # type: ignore[assignment]
-        return view(request, *args, **kwargs)
-
-    return wrapper

@@ -94,8 +94,9 @@ def _quiet_shutdown_handlers(sender: Any = None, **kwargs: Any) -> None:
     if worker is not None:
         from celery.apps import worker as program
 
-        program.install_worker_term_handler(worker, verbose=False)
-        program.install_worker_term_hard_handler(worker, verbose=False)
+        # celery-types lacks these two (functools.partial objects in celery.apps.worker).
+        program.install_worker_term_handler(worker, verbose=False)  # type: ignore[attr-defined]
+        program.install_worker_term_hard_handler(worker, verbose=False)  # type: ignore[attr-defined]
 
 
 @worker_shutting_down.connect

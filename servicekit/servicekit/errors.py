@@ -47,7 +47,7 @@ class Problem(exceptions.APIException):
     ``extensions`` adds RFC 9457 extension members to the body (``{"choices": 1}``).
     """
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_detail = "The request could not be processed."
     default_code = "bad-request"
 
@@ -176,10 +176,12 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         return None  # Unexpected: Django's handler500 logs it and answers a generic problem.
 
     headers: dict[str, str] = {}
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
-    if getattr(exc, "wait", None):
-        headers["Retry-After"] = str(int(exc.wait) or 1)
+    auth_header = getattr(exc, "auth_header", None)  # NotAuthenticated/AuthenticationFailed via the view
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
+    wait = getattr(exc, "wait", None)  # Throttled
+    if wait:
+        headers["Retry-After"] = str(int(wait) or 1)
     headers.update(getattr(exc, "headers", {}) or {})
 
     errors = None

@@ -184,7 +184,7 @@ def service_token() -> str:
     """This deployment's service-to-service credential (``SERVICE_TOKEN``)."""
     import servicekit.auth  # noqa: F401 - registers the SERVICE_TOKEN default
 
-    return servicekit_settings.SERVICE_TOKEN
+    return str(servicekit_settings.SERVICE_TOKEN)
 
 
 class ServiceClient:
@@ -313,7 +313,8 @@ class ServiceClient:
                 )
             if response.status_code == 204 or not response.content:
                 return {}
-            return response.json()
+            document: dict[str, Any] | None = response.json()
+            return document
 
 
 @lru_cache(maxsize=16)

@@ -1,12 +1,7 @@
 """RSA keys for JWTs: loading PEM bundles, RFC 7638 thumbprints (``kid``) and JWK Sets.
 
-This module imports no Django, so settings can call it while they load::
-
-    from servicekit.jwks import auth_settings, issuer_settings
-    SERVICEKIT = {..., **auth_settings(run=RUN_DIR)}          # every service: how to verify
-    SERVICEKIT.update(issuer_settings(run=RUN_DIR))           # polls_service only: how to sign
-
-and key code uses the helpers::
+This module imports no Django and reads no settings (``servicekit.settings`` builds the key settings;
+``servicekit.auth`` signs and verifies with them). Key code uses the helpers::
 
     keys = load_public_keys(pem_bundle)          # {kid: RSAPublicKey}
     jwk_set(keys)                                # {"keys": [{"kty": "RSA", "kid": ..., "n": ..., "e": ...}]}
@@ -34,106 +29,14 @@ PEM_PUBLIC_BLOCK = re.compile(r"-----BEGIN (?:RSA )?PUBLIC KEY-----.+?-----END (
 MIN_RSA_BITS = 2048
 
 
-def _env_str(name: str, default: str) -> str:
-    from servicekit.settings import env  # the one settings reader; imported late to avoid a cycle
-
-    return env.str(name, default=default)
-
-
-def _pem_text(value: str) -> str:
-    """PEM from an environment variable: literal ``\\n`` sequences (one-line .env values) become newlines."""
-    return value.replace("\\n", "\n").strip()
-
-
-def auth_settings(*, run: Path) -> dict[str, Any]:
-    """The ``SERVICEKIT`` entries every service needs to verify tokens and service calls (read from env)."""
-    secrets = Path(run) / "secrets"
-    production = _env_str("DJANGO_ENV", "development") == "production"
-    defaults = PRODUCTION_THROTTLE_RATES if production else DEVELOPMENT_THROTTLE_RATES
-    service_token = _env_str("SERVICE_TOKEN", "") or _read_secret(secrets / "service_token")
-    if production and len(service_token) < 32:
-        from django.core.exceptions import ImproperlyConfigured
-
-        raise ImproperlyConfigured("SERVICE_TOKEN must be set to a random value of at least 32 characters.")
-    return {
-        "JWT_ISSUER": _env_str("JWT_ISSUER", "polls-platform"),
-        "JWT_AUDIENCE": _env_str("JWT_AUDIENCE", "polls-platform-api"),
-        "JWT_PUBLIC_KEYS": _pem_text(_env_str("JWT_PUBLIC_KEYS", "")),
-        "JWT_PUBLIC_KEYS_FILE": _env_str("JWT_PUBLIC_KEYS_FILE", str(secrets / "jwt_public.pem")),
-        "JWT_LEEWAY_SECONDS": min(int(_env_str("JWT_LEEWAY_SECONDS", "30")), 30),
-        "JWKS_URL": _env_str("JWKS_URL", "http://127.0.0.1:8001/.well-known/jwks.json"),
-        "SERVICE_TOKEN": service_token,
-        "TRUSTED_PROXIES": tuple(
-            item.strip() for item in _env_str("TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if item.strip()
-        ),
-        "THROTTLE_RATES": {
-            scope: _env_str(variable, defaults[scope]) for scope, variable in THROTTLE_RATE_VARIABLES.items()
-        },
-    }
-
-
-# Environment variable of each credential-endpoint budget (see servicekit.throttling).
-THROTTLE_RATE_VARIABLES = {
-    "login.ip": "LOGIN_RATE_PER_IP",
-    "login.username": "LOGIN_RATE_PER_USERNAME",
-    "register.ip": "REGISTER_RATE_PER_IP",
-    "register.username": "REGISTER_RATE_PER_USERNAME",
-}
-# Production defaults are strict. Development (make up, the test stack) is looser per username (test
-# suites log the operator in often) and lets one machine, where every browser tab and test comes from
-# 127.0.0.1, register and log in a lot.
-PRODUCTION_THROTTLE_RATES = {
-    "login.ip": "100/min",
-    "login.username": "10/min",
-    "register.ip": "30/hour",
-    "register.username": "10/min",
-}
-DEVELOPMENT_THROTTLE_RATES = {
-    "login.ip": "1000/min",
-    "login.username": "30/min",
-    "register.ip": "300/min",
-    "register.username": "30/min",
-}
-
-
-def issuer_settings(*, run: Path, production: bool = False) -> dict[str, Any]:
-    """The ``SERVICEKIT`` entries of the token issuer (polls_service): private key and lifetimes.
-
-    Access tokens live ``JWT_ACCESS_MINUTES`` (default 5, at most 15), refresh tokens
-    ``JWT_REFRESH_MINUTES`` (default one day). In production a private key is required.
-    """
-    from django.core.exceptions import ImproperlyConfigured
-
-    private_key = _pem_text(_env_str("JWT_PRIVATE_KEY", ""))
-    private_key_file = _env_str("JWT_PRIVATE_KEY_FILE", str(Path(run) / "secrets" / "jwt_private.pem"))
-    if production and not private_key and not Path(private_key_file).is_file():
-        raise ImproperlyConfigured("JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE must name an RSA private key.")
-    access_minutes = int(_env_str("JWT_ACCESS_MINUTES", "5"))
-    if not 1 <= access_minutes <= 15:
-        raise ImproperlyConfigured("JWT_ACCESS_MINUTES must be between 1 and 15.")
-    return {
-        "JWT_PRIVATE_KEY": private_key,
-        "JWT_PRIVATE_KEY_FILE": private_key_file,
-        "JWT_KEY_ID": _env_str("JWT_KEY_ID", ""),
-        "JWT_ACCESS_SECONDS": access_minutes * 60,
-        "JWT_REFRESH_SECONDS": int(_env_str("JWT_REFRESH_MINUTES", str(24 * 60))) * 60,
-        # The issuer's own keys are its configuration; fetching its own JWKS could only deadlock a worker.
-        "JWKS_URL": "",
-    }
-
-
-def _read_secret(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""
-
-
 def read_file(path: str | os.PathLike[str] | None) -> str:
-    """A file's text, or "" when it does not exist or cannot be read."""
+    """A file's text (a PEM bundle, a private key), or "" when it does not exist or cannot be read."""
     if not path:
         return ""
-    return _read_secret(Path(path))
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
 
 
 def _b64url_uint(value: int) -> str:

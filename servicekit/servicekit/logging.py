@@ -104,7 +104,7 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         # From META: ``request.headers`` would build a dict of every header for this one.
         request_id = clean_request_id(request.META.get(_REQUEST_ID_META))
-        request.request_id = request_id
+        request.request_id = request_id  # type: ignore[attr-defined]  # our attribute on Django's request
         token = request_id_var.set(request_id)
         user_token = user_id_var.set(None)
         started = time.perf_counter_ns()
@@ -259,9 +259,10 @@ class EcsFormatter(ecs_logging.StdlibFormatter):
             if key in _RECORD_ATTRIBUTES or value is None:
                 continue
             if key in _DJANGO_EXTRAS:
-                key, value = _DJANGO_EXTRAS[key](value)
-                if key is None:
+                name, value = _DJANGO_EXTRAS[key](value)
+                if name is None:
                     continue
+                key = name
             _put(result, result, key, value)
         return result
 

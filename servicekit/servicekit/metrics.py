@@ -29,7 +29,6 @@ Observability degrades, never crashes: an error while recording a metric is logg
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +39,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 
 from servicekit.conf import servicekit_settings
+from servicekit.env import env
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class MetricsMiddleware:
         response = self.get_response(request)
         try:
             service = servicekit_settings.SERVICE_NAME
-            requests, latency = _series(service, request.method, _route(request), response.status_code)
+            requests, latency = _series(service, request.method or "", _route(request), response.status_code)
             requests.inc()
             latency.observe(time.perf_counter() - started)
         except Exception:
@@ -156,7 +156,7 @@ class PipelineCollector:
 
 def _exposition(*collectors: Any) -> bytes:
     """Every metric of this service: all processes' samples when in multiprocess mode, plus ``collectors``."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         for collector in collectors:
@@ -178,7 +178,7 @@ def start_worker_metrics_server(port: int, addr: str = "0.0.0.0") -> Any:  # noq
     from prometheus_client import start_http_server
 
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
         multiprocess.MultiProcessCollector(registry)
         return start_http_server(port, addr=addr, registry=registry)
     return start_http_server(port, addr=addr)
@@ -186,7 +186,7 @@ def start_worker_metrics_server(port: int, addr: str = "0.0.0.0") -> Any:  # noq
 
 @worker_ready.connect
 def _serve_worker_metrics(**kwargs: Any) -> None:
-    port = os.environ.get("WORKER_METRICS_PORT")
+    port = env.str("WORKER_METRICS_PORT", default="")
     if not port:
         return
     try:

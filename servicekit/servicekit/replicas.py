@@ -113,8 +113,14 @@ def poll_state(data: dict[str, Any], event_type: str | None = None) -> dict[str,
     return {"owner_id": int(data["owner_id"]), "status": status, "closes_at": as_datetime(data.get("closes_at"))}
 
 
-def _columns(model: type[models.Model], names: Iterable[str]) -> list[models.Field]:
-    return [model._meta.get_field(name) for name in names]
+def _columns(model: type[models.Model], names: Iterable[str]) -> list[models.Field[Any, Any]]:
+    columns = []
+    for name in names:
+        field = model._meta.get_field(name)
+        if not isinstance(field, models.Field) or field.column is None:  # a reverse relation: no column
+            raise ValueError(f"{model.__name__}.{name} is not a column")
+        columns.append(field)
+    return columns
 
 
 def replica_apply_many(model: type[Replica], rows: Iterable[dict[str, Any]], *, using: str | None = None) -> int:
@@ -135,7 +141,7 @@ def replica_apply_many(model: type[Replica], rows: Iterable[dict[str, Any]], *, 
     names = list(next(iter(newest.values())))
     fields = _columns(model, names)
     table = connection.ops.quote_name(model._meta.db_table)
-    quoted = [connection.ops.quote_name(f.column) for f in fields]
+    quoted = [connection.ops.quote_name(f.column or f.name) for f in fields]  # column: checked by _columns
     version = connection.ops.quote_name("version")
     updates = ", ".join(f"{q} = EXCLUDED.{q}" for q, f in zip(quoted, fields, strict=True) if f.name != "id")
     placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"

@@ -31,7 +31,7 @@ import sys
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
-from granian.server import Server
+from granian.server import MPServer, MTServer, Server
 
 from servicekit.logging import server_logging_config
 
@@ -44,7 +44,7 @@ def _bind(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def server(target: str, environ: dict[str, str] | None = None) -> Server:
+def server(target: str, environ: dict[str, str] | None = None) -> MPServer | MTServer:
     """A granian server for the WSGI ``target`` (``package.wsgi:application``), configured from ``environ``."""
     environ = dict(os.environ if environ is None else environ)
     address, port = _bind(environ.get("WEB_BIND", "127.0.0.1:8000"))

@@ -1,18 +1,28 @@
 """Settings every service shares, read from the environment with safe development defaults.
 
-A service's settings module stays short and says only what is its own::
+A service's settings module stays short and says only what is its own: it names each shared setting
+it takes from ``common_settings`` (so a reader and a linter see every name), then adds its own::
 
-    from servicekit.settings import env, common_settings
+    from servicekit.settings import common_settings, env, issuer_settings
 
-    globals().update(common_settings(
+    shared = common_settings(
         service="polls",
         base_dir=BASE_DIR,
         database_env="POLLS_DATABASE_URL",
         apps=["polls", "accounts"],
         urlconf="polls_service.urls",
-    ))
+    )
+    SECRET_KEY = shared["SECRET_KEY"]
+    ...                                        # one line per shared name, grouped by topic
+    SERVICEKIT = shared["SERVICEKIT"]
+    SERVICEKIT.update(issuer_settings(run=RUN_DIR, production=...))   # polls_service only: the issuer
 
-Configuration comes from one ``env`` object (django-environ). A ``.env`` file at the repository root
+``servicekit/tests/test_settings.py`` fails when a service's settings module leaves a shared name out.
+
+``auth_settings`` (in ``common_settings``: how every service verifies tokens and service calls) and
+``issuer_settings`` (polls_service only: how to sign) build the token entries of ``SERVICEKIT``.
+
+Configuration comes from one ``env`` object (django-environ, ``servicekit.env``). A ``.env`` file at the repository root
 is read when present; real environment variables win over it. ``.env.example`` documents them all.
 
 Embedded defaults (nothing configured): one SQLite file per service under ``RUN_DIR``, kombu's
@@ -31,9 +41,8 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from servicekit.jwks import auth_settings
-
-env = environ.Env()
+from servicekit.env import env as env  # re-exported: a service's settings read through it too
+from servicekit.throttle_rates import DEVELOPMENT_THROTTLE_RATES, PRODUCTION_THROTTLE_RATES, THROTTLE_RATE_VARIABLES
 
 INSECURE_DEV_SECRET = "django-insecure-development-only-never-use-in-production"
 
@@ -181,6 +190,73 @@ def celery_topology(*, service: str) -> dict[str, Any]:
                 "options": {"queue": default_queue_name(service), "expires": 600.0},
             },
         },
+    }
+
+
+# --- Tokens and service credentials (SERVICEKIT entries) ------------------------------------------------
+
+
+def _pem_text(value: str) -> str:
+    """PEM from an environment variable: literal ``\\n`` sequences (one-line .env values) become newlines."""
+    return value.replace("\\n", "\n").strip()
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def throttle_rates(*, production: bool) -> dict[str, str]:
+    """Each credential budget (``servicekit.throttling``): its variable, else the environment's default."""
+    defaults = PRODUCTION_THROTTLE_RATES if production else DEVELOPMENT_THROTTLE_RATES
+    return {scope: env.str(variable, default=defaults[scope]) for scope, variable in THROTTLE_RATE_VARIABLES.items()}
+
+
+def auth_settings(*, run: Path) -> dict[str, Any]:
+    """The ``SERVICEKIT`` entries every service needs to verify tokens and service calls (read from env)."""
+    secrets = Path(run) / "secrets"
+    production = env.str("DJANGO_ENV", default="development") == "production"
+    service_token = env.str("SERVICE_TOKEN", default="") or _read_secret(secrets / "service_token")
+    if production and len(service_token) < 32:
+        raise ImproperlyConfigured("SERVICE_TOKEN must be set to a random value of at least 32 characters.")
+    return {
+        "JWT_ISSUER": env.str("JWT_ISSUER", default="polls-platform"),
+        "JWT_AUDIENCE": env.str("JWT_AUDIENCE", default="polls-platform-api"),
+        "JWT_PUBLIC_KEYS": _pem_text(env.str("JWT_PUBLIC_KEYS", default="")),
+        "JWT_PUBLIC_KEYS_FILE": env.str("JWT_PUBLIC_KEYS_FILE", default=str(secrets / "jwt_public.pem")),
+        "JWT_LEEWAY_SECONDS": min(env.int("JWT_LEEWAY_SECONDS", default=30), 30),
+        "JWKS_URL": env.str("JWKS_URL", default="http://127.0.0.1:8001/.well-known/jwks.json"),
+        "SERVICE_TOKEN": service_token,
+        "TRUSTED_PROXIES": tuple(
+            item.strip() for item in env.str("TRUSTED_PROXIES", default="127.0.0.1,::1").split(",") if item.strip()
+        ),
+        "THROTTLE_RATES": throttle_rates(production=production),
+    }
+
+
+def issuer_settings(*, run: Path, production: bool = False) -> dict[str, Any]:
+    """The ``SERVICEKIT`` entries of the token issuer (polls_service): private key and lifetimes.
+
+    Access tokens live ``JWT_ACCESS_MINUTES`` (default 5, at most 15), refresh tokens
+    ``JWT_REFRESH_MINUTES`` (default one day). In production a private key is required.
+    """
+    private_key = _pem_text(env.str("JWT_PRIVATE_KEY", default=""))
+    private_key_file = env.str("JWT_PRIVATE_KEY_FILE", default=str(Path(run) / "secrets" / "jwt_private.pem"))
+    if production and not private_key and not Path(private_key_file).is_file():
+        raise ImproperlyConfigured("JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE must name an RSA private key.")
+    access_minutes = env.int("JWT_ACCESS_MINUTES", default=5)
+    if not 1 <= access_minutes <= 15:
+        raise ImproperlyConfigured("JWT_ACCESS_MINUTES must be between 1 and 15.")
+    return {
+        "JWT_PRIVATE_KEY": private_key,
+        "JWT_PRIVATE_KEY_FILE": private_key_file,
+        "JWT_KEY_ID": env.str("JWT_KEY_ID", default=""),
+        "JWT_ACCESS_SECONDS": access_minutes * 60,
+        "JWT_REFRESH_SECONDS": env.int("JWT_REFRESH_MINUTES", default=24 * 60) * 60,
+        # The issuer's own keys are its configuration; fetching its own JWKS could only deadlock a worker.
+        "JWKS_URL": "",
     }
 
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from servicekit.env import env
+
 REDIS_DB = {"polls_service": 1, "choice_service": 2, "vote_service": 3}
 
 
 def configure_test_environment(*, project: str, database_env: str, database: str) -> None:
     """Default the environment to PostgreSQL, Redis and RabbitMQ on 127.0.0.1 for ``project``'s tests."""
     repo = Path(__file__).resolve().parents[2]
-    namespace = os.environ.get("TEST_NAMESPACE", "")
+    namespace = env.str("TEST_NAMESPACE", default="")
     if namespace:
         database = f"{database}_{namespace}"
         project_dir = f"{project}-{namespace}"
@@ -90,7 +92,7 @@ def test_private_key() -> Any:
     if _test_key is None:
         from servicekit import jwks
 
-        pem = os.environ.get("JWT_PRIVATE_KEY", "")
+        pem = env.str("JWT_PRIVATE_KEY", default="")
         _test_key = jwks.load_private_key(pem) if pem.startswith("-----BEGIN") else jwks.generate_private_key()
     return _test_key
 
@@ -331,9 +333,9 @@ def assert_unauthorized(response: Any, case: str = "") -> None:
     assert body["status"] == 401 and body["type"].startswith("https://"), f"{case}: malformed problem {body}"
 
 
-def ecs_fields(entry: dict, prefix: str = "") -> dict:
+def ecs_fields(entry: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """An ECS log line's fields by their dotted names, whether the line nests them or writes them dotted."""
-    out: dict = {}
+    out: dict[str, Any] = {}
     for key, value in entry.items():
         if isinstance(value, dict):
             out.update(ecs_fields(value, f"{prefix}{key}."))

@@ -71,8 +71,7 @@ class FakeUpstream:
     @property
     def url(self) -> str:
         """Base URL (``http://127.0.0.1:<port>``) to put in a ``*_INTERNAL_URL`` setting."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     def respond(self, path: str, body: Any, *, status: int = 200) -> None:
         """Answer GET ``path`` with ``body`` as JSON and ``status``."""

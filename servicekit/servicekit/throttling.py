@@ -35,7 +35,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from servicekit.conf import servicekit_settings
-from servicekit.jwks import PRODUCTION_THROTTLE_RATES
+from servicekit.throttle_rates import PRODUCTION_THROTTLE_RATES
 
 logger = logging.getLogger(__name__)
 

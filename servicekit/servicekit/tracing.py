@@ -58,7 +58,7 @@ _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
 def _env() -> Any:
-    from servicekit.settings import env
+    from servicekit.env import env
 
     return env
 
@@ -298,6 +298,8 @@ class PublishSpans:
             if not span.is_recording():
                 continue
             new = traceparent_of(span)
+            if old is None or new is None:  # parent_context() found a parent in ``old``; a recording span is valid
+                continue
             texts[i] = text.replace(old, new, 1)
             header = header or new
         return header

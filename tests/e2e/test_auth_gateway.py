@@ -19,8 +19,8 @@ import jwt
 import pytest
 
 from servicekit import jwks
-from servicekit.jwks import DEVELOPMENT_THROTTLE_RATES, THROTTLE_RATE_VARIABLES
 from servicekit.testing import assert_unauthorized, forged_token_matrix, make_token, token_claims
+from servicekit.throttle_rates import DEVELOPMENT_THROTTLE_RATES, THROTTLE_RATE_VARIABLES
 
 pytestmark = pytest.mark.stack
 

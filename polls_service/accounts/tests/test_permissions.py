@@ -12,11 +12,7 @@ from servicekit.auth import SERVICE_PRINCIPAL, AnonymousPrincipal
 from servicekit.permissions import (
     IsAuthenticated,
     IsAuthenticatedOrReadOnly,
-    IsOperator,
-    IsOwnerOrOperator,
-    IsOwnerOrOperatorStrict,
     IsService,
-    IsVoter,
     can_manage,
 )
 from servicekit.principal import Principal
@@ -46,49 +42,6 @@ def test_read_only_for_anonymous() -> None:
     assert IsAuthenticatedOrReadOnly().has_permission(_request("GET", ANONYMOUS), VIEW)
     assert not IsAuthenticatedOrReadOnly().has_permission(_request("POST", ANONYMOUS), VIEW)
     assert IsAuthenticatedOrReadOnly().has_permission(_request("POST", BOB), VIEW)
-
-
-def test_is_operator() -> None:
-    assert IsOperator().has_permission(_request("POST", OPERATOR), VIEW)
-    assert not IsOperator().has_permission(_request("POST", ALICE), VIEW)
-    assert not IsOperator().has_permission(_request("POST", SERVICE_PRINCIPAL), VIEW)
-
-
-@pytest.mark.parametrize(
-    ("user", "method", "expected"),
-    [
-        (ALICE, "PATCH", True),
-        (ALICE, "DELETE", True),
-        (BOB, "PATCH", False),
-        (BOB, "DELETE", False),
-        (BOB, "GET", True),
-        (OPERATOR, "DELETE", True),
-        (ANONYMOUS, "PATCH", False),
-    ],
-)
-def test_owner_or_operator(user, method, expected) -> None:
-    poll = SimpleNamespace(owner_id=1)
-    assert IsOwnerOrOperator().has_object_permission(_request(method, user), VIEW, poll) is expected
-
-
-def test_owner_field_can_be_named_by_the_view() -> None:
-    choice = SimpleNamespace(poll_owner_id=2)
-    view = SimpleNamespace(owner_field="poll_owner_id")
-    assert IsOwnerOrOperator().has_object_permission(_request("PATCH", BOB), view, choice)
-    assert not IsOwnerOrOperator().has_object_permission(_request("PATCH", ALICE), view, choice)
-
-
-def test_strict_variant_guards_reads_too() -> None:
-    draft = SimpleNamespace(owner_id=1)
-    assert not IsOwnerOrOperatorStrict().has_object_permission(_request("GET", BOB), VIEW, draft)
-    assert IsOwnerOrOperatorStrict().has_object_permission(_request("GET", OPERATOR), VIEW, draft)
-
-
-@pytest.mark.parametrize(("user", "expected"), [(ALICE, True), (BOB, False), (OPERATOR, False), (ANONYMOUS, False)])
-def test_only_the_voter(user, expected) -> None:
-    vote = SimpleNamespace(voter_id=1)
-    for method in ("GET", "PATCH", "DELETE"):
-        assert IsVoter().has_object_permission(_request(method, user), VIEW, vote) is expected
 
 
 def test_is_service_only_for_the_service_credential() -> None:

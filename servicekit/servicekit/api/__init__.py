@@ -22,6 +22,8 @@ Modules (each opens with its own usage):
 - ``servicekit.api.schema``      -- drf-spectacular: ``VersionedAutoSchema``, ``schema_urlpatterns``
 """
 
+from typing import Any
+
 from servicekit.api.hal import action, link, links_field
 from servicekit.api.renderers import HAL_MEDIA_TYPE, HALJSONRenderer
 from servicekit.api.versioning import (
@@ -53,7 +55,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # Views and schema import DRF/Django machinery: load them on first use.
+def __getattr__(name: str) -> Any:  # Views and schema import DRF/Django machinery: load them on first use.
     if name in {"VersionedAPIView", "VersionedGenericAPIView", "VersionedGenericViewSet", "VersionedViewMixin"}:
         from servicekit.api import views
 

@@ -62,7 +62,7 @@ LINK_SCHEMA: dict[str, Any] = {
 
 def links_field(
     *relations: str, optional: tuple[str, ...] = (), help_text: str = "", method_name: str | None = None
-) -> serializers.Field:
+) -> serializers.Field[Any, Any, Any, Any]:
     """A ``_links`` serializer field for the schema: the named relations, each a HAL link.
 
     The value is produced by a ``get__links`` method on the serializer (a ``SerializerMethodField``);

@@ -43,7 +43,8 @@ class BrowserOnly:
         return super().__call__(request)  # type: ignore[misc]
 
 
-class WhiteNoiseMiddleware(BrowserOnly, whitenoise_middleware.WhiteNoiseMiddleware):
+# whitenoise's middleware itself redefines WhiteNoise.__call__(environ, start_response) as __call__(request).
+class WhiteNoiseMiddleware(BrowserOnly, whitenoise_middleware.WhiteNoiseMiddleware):  # type: ignore[misc]
     """Static files (``/static/<service>/``), never under an API path."""
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rest_framework import exceptions, generics, viewsets
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -45,9 +45,13 @@ from servicekit.errors import Problem
 class HeaderContentNegotiation(DefaultContentNegotiation):
     """Content negotiation by ``Accept`` only: ``?format=`` is an ordinary (ignored) query parameter."""
 
-    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
+    # Only URL_FORMAT_OVERRIDE is read from it: a namespace instead of DRF's api_settings (which honour ?format=).
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)  # type: ignore[assignment]
 
-    def select_renderer(self, request: Any, renderers: Sequence[Any], format_suffix: str | None = None) -> Any:
+    # DRF passes the list from APIView.get_renderers(); the stub's Iterable would not allow renderers[0].
+    def select_renderer(  # type: ignore[override]
+        self, request: Any, renderers: Sequence[Any], format_suffix: str | None = None
+    ) -> Any:
         # What API clients send (no Accept, ``*/*``, or exactly the first renderer's type) picks the first
         # renderer, as DRF's parsing of the header would: answered without parsing it on every request.
         accept = request.META.get("HTTP_ACCEPT", "*/*")
@@ -56,7 +60,13 @@ class HeaderContentNegotiation(DefaultContentNegotiation):
         return super().select_renderer(request, renderers, format_suffix)
 
 
-class VersionedViewMixin:
+if TYPE_CHECKING:  # what the mixin is mixed into: its super() calls and attributes are GenericAPIView's
+    _ViewBase = generics.GenericAPIView[Any]
+else:
+    _ViewBase = object
+
+
+class VersionedViewMixin(_ViewBase):
     """Selects serializer, pagination, renderers and filters by API version; adds v1/v2+ HTTP semantics."""
 
     versioning_class = PathVersioning
@@ -77,6 +87,7 @@ class VersionedViewMixin:
     action_versions: Mapping[str, Sequence[str]] = {}
     #: Extra problem statuses per action for the OpenAPI schema, e.g. ``{"open": (409, 503)}``.
     error_statuses: Mapping[str, Sequence[int]] = {}
+    _idempotency_claim: idempotency.Claim | None
 
     # --- version-dependent choices ------------------------------------------------------------------
 
@@ -89,12 +100,12 @@ class VersionedViewMixin:
     def get_serializer_class(self) -> Any:
         if self.serializer_classes:
             return for_version(self.serializer_classes, self.api_version)
-        return super().get_serializer_class()  # type: ignore[misc]
+        return super().get_serializer_class()
 
     def get_input_serializer_class(self) -> Any:
         """The request-body serializer of the current action (the representation's when not declared)."""
         action = getattr(self, "action", None)
-        if action in self.input_serializer_classes:
+        if action is not None and action in self.input_serializer_classes:
             return self.input_serializer_classes[action]
         return self.get_serializer_class()
 
@@ -108,14 +119,14 @@ class VersionedViewMixin:
         serializer_class = self.get_input_serializer_class()
         fast_validate = getattr(serializer_class, "fast_validate", None)
         if fast_validate is not None and not partial:
-            validated = fast_validate(request.data)
+            validated: dict[str, Any] | None = fast_validate(request.data)
             if validated is not None:
                 return validated
         serializer = serializer_class(data=request.data, partial=partial, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
-    def represent(self, instance: Any, *, many: bool = False, context: dict[str, Any] | None = None) -> Any:
+    def represent(self, instance: Any, *, many: bool = False, context: Mapping[str, Any] | None = None) -> Any:
         """The version's representation of ``instance`` (of each item with ``many``).
 
         A serializer on a hot path may define a classmethod ``fast_represent(instance, context) -> dict |
@@ -133,15 +144,15 @@ class VersionedViewMixin:
         return serializer_class(instance, many=many, context=context).data
 
     @property
-    def pagination_class(self) -> Any:  # type: ignore[override]
+    def pagination_class(self) -> Any:  # type: ignore[override]  # a property: chosen per version
         return pagination_for(self.api_version, self.embedded_name)
 
     @property
-    def filter_backends(self) -> list[Any]:  # type: ignore[override]
+    def filter_backends(self) -> list[Any]:  # type: ignore[override]  # a property: none in v1
         return list(self.v2_filter_backends) if version_at_least(self.api_version, "v2") else []
 
     def filter_queryset(self, queryset: Any) -> Any:
-        queryset = super().filter_queryset(queryset)  # type: ignore[misc]
+        queryset = super().filter_queryset(queryset)
         # v1 has no filters and page-number pagination: keep the view's order so pages are stable.
         ordering = getattr(self, "ordering", None)
         if ordering and not version_at_least(self.api_version, "v2") and hasattr(queryset, "order_by"):
@@ -163,7 +174,7 @@ class VersionedViewMixin:
     @property
     def allowed_methods(self) -> list[str]:
         """``Allow`` lists only the methods this version serves (``action_versions``)."""
-        methods = super().allowed_methods  # type: ignore[misc]
+        methods: list[str] = super().allowed_methods
         action_map = getattr(self, "action_map", None) or {}
         version = self.api_version
         if not action_map or version is None:
@@ -185,7 +196,7 @@ class VersionedViewMixin:
             length = 0
         if length > servicekit_settings.MAX_BODY_BYTES:
             raise Problem("The request body is larger than this service accepts.", status=413, code="payload-too-large")
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        super().initial(request, *args, **kwargs)
         if not self.serves(request.version, getattr(self, "action", None)):
             if request.version not in self.versions:
                 raise exceptions.NotFound()
@@ -204,10 +215,10 @@ class VersionedViewMixin:
     def handle_exception(self, exc: Exception) -> Any:
         if isinstance(exc, idempotency.Replay):
             return exc.response
-        return super().handle_exception(exc)  # type: ignore[misc]
+        return super().handle_exception(exc)
 
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
-        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        response = super().finalize_response(request, response, *args, **kwargs)
         claim = getattr(self, "_idempotency_claim", None)
         if claim is not None:
             claim.store(response)
@@ -222,7 +233,7 @@ class VersionedViewMixin:
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         self._idempotency_claim = None
         try:
-            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+            return super().dispatch(request, *args, **kwargs)
         finally:
             # Still claimed here only when the view crashed: free the key so the client can retry.
             claim = getattr(self, "_idempotency_claim", None)
@@ -235,9 +246,9 @@ class VersionedAPIView(VersionedViewMixin, APIView):
     """An ``APIView`` served at ``api/<version>/`` with the platform's versioned behaviour."""
 
 
-class VersionedGenericAPIView(VersionedViewMixin, generics.GenericAPIView):
+class VersionedGenericAPIView(VersionedViewMixin, generics.GenericAPIView[Any]):
     """A ``GenericAPIView`` with the platform's versioned behaviour."""
 
 
-class VersionedGenericViewSet(VersionedViewMixin, viewsets.GenericViewSet):
+class VersionedGenericViewSet(VersionedViewMixin, viewsets.GenericViewSet[Any]):
     """A ``GenericViewSet`` with the platform's versioned behaviour; add the model mixins you need."""

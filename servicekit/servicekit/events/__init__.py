@@ -32,9 +32,8 @@ letters), ``models`` (OutboxEvent, InboxEvent, DeadLetter), ``tasks`` (Celery ta
 ``deadletters`` (list, replay).
 """
 
-import os
-
 from servicekit.conf import servicekit_settings
+from servicekit.env import env
 from servicekit.events.event import Event
 from servicekit.events.inbox import handlers_for, handles
 from servicekit.events.outbox import OutsideTransaction, WrongProducer, emit
@@ -56,12 +55,12 @@ servicekit_settings.register_defaults(
         "EVENTS_RELAY_BATCH": 200,
         # Under load, a relay round starts at most this often (seconds): what commits meanwhile goes in
         # the next round, so batches grow with load. Idle, a new event is seen within ~20 ms.
-        "EVENTS_RELAY_ROUND_INTERVAL": float(os.environ.get("EVENTS_RELAY_ROUND_INTERVAL", 0.05)),
+        "EVENTS_RELAY_ROUND_INTERVAL": env.float("EVENTS_RELAY_ROUND_INTERVAL", default=0.05),
         # Handler retries before dead-lettering, and the backoff base/cap in seconds.
         # (Environment variables of the same names override these defaults.)
-        "EVENTS_MAX_RETRIES": int(os.environ.get("EVENTS_MAX_RETRIES", 5)),
-        "EVENTS_RETRY_BACKOFF": float(os.environ.get("EVENTS_RETRY_BACKOFF", 1.0)),
-        "EVENTS_RETRY_BACKOFF_MAX": float(os.environ.get("EVENTS_RETRY_BACKOFF_MAX", 60.0)),
+        "EVENTS_MAX_RETRIES": env.int("EVENTS_MAX_RETRIES", default=5),
+        "EVENTS_RETRY_BACKOFF": env.float("EVENTS_RETRY_BACKOFF", default=1.0),
+        "EVENTS_RETRY_BACKOFF_MAX": env.float("EVENTS_RETRY_BACKOFF_MAX", default=60.0),
         # Retention of sent outbox rows and inbox records.
         "EVENTS_OUTBOX_RETENTION_DAYS": 7,
         "EVENTS_INBOX_RETENTION_DAYS": 30,

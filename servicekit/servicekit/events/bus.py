@@ -43,6 +43,7 @@ from typing import Any
 
 from kombu import Exchange, Queue, binding
 
+from servicekit.env import env
 from servicekit.events.registry import Registry, get_registry
 
 HANDLE_TASK = "servicekit.events.handle"  # one envelope (messages of earlier releases)
@@ -51,7 +52,7 @@ RELAY_TASK = "servicekit.events.relay"
 
 
 def namespace() -> str:
-    ns = os.environ.get("EVENTS_NAMESPACE", "")
+    ns = env.str("EVENTS_NAMESPACE", default="")
     return f"{ns}." if ns else ""
 
 
@@ -134,7 +135,7 @@ def declare_topology(channel: Any, registry: Registry | None = None) -> None:
         queue(channel).declare()
 
 
-def _headers(*, event_type: str, count: int, countdown: float | None) -> tuple[dict, dict]:
+def _headers(*, event_type: str, count: int, countdown: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Headers and properties of a ``handle_batch`` task message (Celery message protocol 2).
 
     Only what a worker reads (``lang``, ``task``, ``id``, ``root_id``, ``parent_id``, ``group``, ``eta``,
@@ -229,7 +230,7 @@ _local = threading.local()
 def celery_app() -> Any:
     from celery import current_app
 
-    return current_app._get_current_object()
+    return current_app._get_current_object()  # type: ignore[attr-defined]  # a Proxy at run time; celery-types types it as the app
 
 
 def connect(app: Any = None, *, confirm: bool = True) -> Any:

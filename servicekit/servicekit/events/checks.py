@@ -7,6 +7,10 @@ at start-up instead of events silently never arriving.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
 from django.core import checks
 
 from servicekit.conf import servicekit_settings
@@ -15,10 +19,12 @@ from servicekit.events.registry import get_registry
 
 
 @checks.register("servicekit")
-def check_handler_bindings(app_configs=None, **kwargs):
+def check_handler_bindings(
+    *, app_configs: Sequence[AppConfig] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     registry = get_registry()
     service = servicekit_settings.SERVICE_NAME
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for event_type in registered_types():
         if service not in registry.get(event_type).consumers:
             errors.append(

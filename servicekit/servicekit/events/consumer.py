@@ -98,7 +98,7 @@ def backoff(attempt: int) -> float:
     """Seconds before retry number ``attempt + 1``: exponential, capped, with full jitter on the upper half."""
     base = servicekit_settings.EVENTS_RETRY_BACKOFF * (2**attempt)
     delay = min(base, servicekit_settings.EVENTS_RETRY_BACKOFF_MAX)
-    return delay / 2 + random.uniform(0, delay / 2)
+    return float(delay / 2 + random.uniform(0, delay / 2))
 
 
 def _type_of(envelope: Any) -> str:

@@ -44,7 +44,7 @@ class Event:
 
     def envelope(self) -> dict[str, Any]:
         """The JSON-ready envelope dict (``version`` only when known)."""
-        envelope = {
+        envelope: dict[str, Any] = {
             "id": self.id,
             "type": self.type,
             "occurred_at": self.occurred_at,

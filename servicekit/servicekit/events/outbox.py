@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 import uuid
+from types import ModuleType
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -45,8 +46,11 @@ class WrongProducer(ValueError):
     """A service emitted an event type another service owns."""
 
 
+_trace: ModuleType | None
 try:
-    from opentelemetry import trace as _trace
+    from opentelemetry import trace as _otel_trace
+
+    _trace = _otel_trace
 except ImportError:  # tracing not installed: events carry no traceparent
     _trace = None
 
@@ -63,7 +67,8 @@ def current_traceparent() -> str | None:
 
 def _json_ready(data: dict[str, Any]) -> dict[str, Any]:
     # UUIDs, datetimes and Decimals become their JSON text form, exactly as consumers will see them.
-    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    ready: dict[str, Any] = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    return ready
 
 
 def emit(event_type: str, *, aggregate_id: str, version: int, data: dict[str, Any], using: str | None = None) -> Event:

@@ -25,13 +25,14 @@ outcome is exactly ``jsonschema``'s.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from servicekit.env import env
 
 DEFAULT_DIR = Path(__file__).resolve().parents[3] / "contracts" / "events"
 
@@ -159,7 +160,8 @@ def _compile(schema: Any, formats: frozenset[str]) -> Check | None:
         return None
     source = f"def check(v):\n    return {' and '.join(conditions) or 'True'}\n"
     exec(compile(source, "<schema check>", "exec"), consts)  # noqa: S102 - source built above from the schema
-    return consts["check"]
+    check: Check = consts["check"]
+    return check
 
 
 class Registry:
@@ -230,7 +232,7 @@ class Registry:
 
 
 def contracts_dir() -> Path:
-    return Path(os.environ.get("EVENT_CONTRACTS_DIR") or DEFAULT_DIR)
+    return Path(env.str("EVENT_CONTRACTS_DIR", default="") or DEFAULT_DIR)
 
 
 @lru_cache(maxsize=4)
@@ -241,7 +243,7 @@ def load_registry(directory: str | None = None) -> Registry:
 
 def get_registry() -> Registry:
     """The registry this process uses."""
-    return load_registry(os.environ.get("EVENT_CONTRACTS_DIR") or _DEFAULT_DIR_STR)
+    return load_registry(env.str("EVENT_CONTRACTS_DIR", default="") or _DEFAULT_DIR_STR)
 
 
 _DEFAULT_DIR_STR = str(DEFAULT_DIR)

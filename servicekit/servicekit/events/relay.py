@@ -172,7 +172,8 @@ def _claim_pending(batch: int) -> list[tuple[int, str, str]]:
         cursor.execute(
             f"SELECT id, event_type, envelope FROM {table} WHERE sent_at IS NULL ORDER BY id LIMIT %s{lock}", [batch]
         )
-        return cursor.fetchall()
+        rows: list[tuple[int, str, str]] = cursor.fetchall()
+        return rows
 
 
 def _publish_batch(producer: Any, batch: int, confirms: _BatchConfirms | None = None) -> int:

@@ -8,16 +8,17 @@ consumer retries every ``EVENTS_BROKER_RECONNECT_MAX`` seconds at most (default 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
+
+from servicekit.env import env
 
 
 class Consumer(CeleryConsumer):
     def ensure_connected(self, conn: Any) -> Any:
         original = conn.ensure_connection
-        ceiling = float(os.environ.get("EVENTS_BROKER_RECONNECT_MAX", "2"))
+        ceiling = env.float("EVENTS_BROKER_RECONNECT_MAX", default=2.0)
 
         def ensure_connection(*args: Any, **kwargs: Any) -> Any:
             kwargs.setdefault("interval_start", min(0.5, ceiling))

@@ -20,6 +20,7 @@ from django.db.backends.postgresql import base
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _healthy_at = float("-inf")
+    health_check_done: bool  # set by Django's BaseDatabaseWrapper
 
     @property
     def health_check_grace(self) -> float:

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from servicekit.settings import env
+from servicekit.env import env
 
 DEFAULT_USERNAME = "operator"
 DEFAULT_PASSWORD = "operator-dev-password"
@@ -47,7 +47,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             user = User.objects.select_for_update().filter(username__iexact=username).first()
             created = user is None
-            if created:
+            if user is None:
                 user = User(username=username)
             changed = created or not (user.is_staff and user.is_superuser and user.is_active)
             user.is_staff = user.is_superuser = user.is_active = True

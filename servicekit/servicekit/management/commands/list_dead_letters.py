@@ -1,6 +1,8 @@
 """``manage.py list_dead_letters [--all]``: the events this service's handlers gave up on."""
 
-from django.core.management.base import BaseCommand
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 
 from servicekit.events.models import DeadLetter
 
@@ -8,10 +10,10 @@ from servicekit.events.models import DeadLetter
 class Command(BaseCommand):
     help = "List dead-lettered events of this service (not yet replayed, or --all)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--all", action="store_true", help="include replayed ones")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         qs = DeadLetter.objects.order_by("id")
         if not options["all"]:
             qs = qs.filter(replayed_at__isnull=True)

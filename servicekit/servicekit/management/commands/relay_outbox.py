@@ -1,8 +1,9 @@
 """``manage.py relay_outbox [--loop]``: publish pending outbox events now (or keep relaying)."""
 
 import time
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from servicekit.events.models import OutboxEvent
 from servicekit.events.relay import relay_pending
@@ -11,11 +12,11 @@ from servicekit.events.relay import relay_pending
 class Command(BaseCommand):
     help = "Publish pending outbox events to the broker (the relay, by hand)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--loop", action="store_true", help="keep relaying every --interval seconds")
         parser.add_argument("--interval", type=float, default=0.5)
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         while True:
             try:
                 count = relay_pending()

@@ -1,11 +1,17 @@
-"""Auth configuration from the environment: lifetimes capped, production refuses to start without secrets."""
+"""servicekit.settings: auth configuration from the environment (lifetimes capped, production refuses to
+start without secrets), and every service's settings module naming each shared setting."""
 
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from servicekit import jwks
+from servicekit.settings import auth_settings, common_settings, issuer_settings
+from servicekit.throttle_rates import PRODUCTION_THROTTLE_RATES
 
 
 @pytest.fixture
@@ -17,41 +23,41 @@ def run(tmp_path):
 def test_access_lifetime_is_capped_at_15_minutes(monkeypatch, run, minutes) -> None:
     monkeypatch.setenv("JWT_ACCESS_MINUTES", minutes)
     with pytest.raises(ImproperlyConfigured):
-        jwks.issuer_settings(run=run)
+        issuer_settings(run=run)
 
 
 def test_lifetimes_from_the_environment(monkeypatch, run) -> None:
     monkeypatch.setenv("JWT_ACCESS_MINUTES", "15")
     monkeypatch.setenv("JWT_REFRESH_MINUTES", "120")
-    settings = jwks.issuer_settings(run=run)
-    assert (settings["JWT_ACCESS_SECONDS"], settings["JWT_REFRESH_SECONDS"]) == (900, 7200)
+    built = issuer_settings(run=run)
+    assert (built["JWT_ACCESS_SECONDS"], built["JWT_REFRESH_SECONDS"]) == (900, 7200)
 
 
 def test_leeway_never_exceeds_30_seconds(monkeypatch, run) -> None:
     monkeypatch.setenv("JWT_LEEWAY_SECONDS", "300")
-    assert jwks.auth_settings(run=run)["JWT_LEEWAY_SECONDS"] == 30
+    assert auth_settings(run=run)["JWT_LEEWAY_SECONDS"] == 30
 
 
 def test_production_needs_a_private_key(monkeypatch, run) -> None:
     monkeypatch.setenv("JWT_PRIVATE_KEY", "")
     monkeypatch.setenv("JWT_PRIVATE_KEY_FILE", str(run / "missing.pem"))
     with pytest.raises(ImproperlyConfigured):
-        jwks.issuer_settings(run=run, production=True)
+        issuer_settings(run=run, production=True)
     key_file = run / "key.pem"
     key_file.write_text(jwks.private_pem(jwks.generate_private_key()))
     monkeypatch.setenv("JWT_PRIVATE_KEY_FILE", str(key_file))
-    assert jwks.issuer_settings(run=run, production=True)["JWT_PRIVATE_KEY_FILE"] == str(key_file)
+    assert issuer_settings(run=run, production=True)["JWT_PRIVATE_KEY_FILE"] == str(key_file)
 
 
 def test_production_needs_a_strong_service_token(monkeypatch, run) -> None:
     monkeypatch.setenv("DJANGO_ENV", "production")
     monkeypatch.setenv("SERVICE_TOKEN", "short")
     with pytest.raises(ImproperlyConfigured):
-        jwks.auth_settings(run=run)
+        auth_settings(run=run)
     monkeypatch.setenv("SERVICE_TOKEN", "x" * 40)
-    settings = jwks.auth_settings(run=run)
-    assert settings["SERVICE_TOKEN"] == "x" * 40
-    assert settings["THROTTLE_RATES"] == jwks.PRODUCTION_THROTTLE_RATES
+    built = auth_settings(run=run)
+    assert built["SERVICE_TOKEN"] == "x" * 40
+    assert built["THROTTLE_RATES"] == PRODUCTION_THROTTLE_RATES
 
 
 def test_service_token_and_public_keys_from_files(monkeypatch, run) -> None:
@@ -59,16 +65,16 @@ def test_service_token_and_public_keys_from_files(monkeypatch, run) -> None:
     monkeypatch.delenv("JWT_PUBLIC_KEYS_FILE", raising=False)
     (run / "secrets").mkdir()
     (run / "secrets" / "service_token").write_text("from-the-file\n")
-    settings = jwks.auth_settings(run=run)
-    assert settings["SERVICE_TOKEN"] == "from-the-file"
-    assert settings["JWT_PUBLIC_KEYS_FILE"] == str(run / "secrets" / "jwt_public.pem")
+    built = auth_settings(run=run)
+    assert built["SERVICE_TOKEN"] == "from-the-file"
+    assert built["JWT_PUBLIC_KEYS_FILE"] == str(run / "secrets" / "jwt_public.pem")
 
 
 def test_one_line_pem_bundles_from_env_files(monkeypatch, run) -> None:
     first, second = (jwks.generate_private_key().public_key() for _ in range(2))
     bundle = (jwks.public_pem(first) + jwks.public_pem(second)).replace("\n", "\\n")
     monkeypatch.setenv("JWT_PUBLIC_KEYS", bundle)
-    keys = jwks.load_public_keys(jwks.auth_settings(run=run)["JWT_PUBLIC_KEYS"])
+    keys = jwks.load_public_keys(auth_settings(run=run)["JWT_PUBLIC_KEYS"])
     assert set(keys) == {jwks.thumbprint(first), jwks.thumbprint(second)}
 
 
@@ -78,3 +84,33 @@ def test_short_rsa_keys_are_refused() -> None:
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     with pytest.raises(ValueError):
         jwks.load_public_keys(jwks.public_pem(weak.public_key()))
+
+
+REPO = Path(__file__).resolve().parents[2]
+SETTINGS_MODULES = [
+    REPO / "polls_service" / "polls_service" / "settings.py",
+    REPO / "choice_service" / "choice_service" / "settings.py",
+    REPO / "vote_service" / "vote_service" / "settings.py",
+    REPO / "servicekit" / "tests" / "kitproject" / "settings.py",
+]
+
+
+def _assigned_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+@pytest.mark.parametrize("path", SETTINGS_MODULES, ids=lambda path: path.parent.name)
+def test_every_settings_module_names_each_shared_setting(monkeypatch, tmp_path, path) -> None:
+    monkeypatch.setenv("RUN_DIR", str(tmp_path / "run"))
+    shared = common_settings(
+        service="x", base_dir=tmp_path / "x", database_env="X_DATABASE_URL", apps=[], urlconf="x.urls"
+    )
+    missing = set(shared) - _assigned_names(path)
+    assert not missing, f"{path.relative_to(REPO)} does not take {sorted(missing)} from common_settings"
