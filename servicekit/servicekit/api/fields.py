@@ -94,8 +94,7 @@ def _register_schema_extension() -> None:
 
         def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
             field: TextField = self.target
-            schema = build_basic_type(OpenApiTypes.STR)
-            assert schema is not None  # None only for OpenApiTypes.NONE
+            schema = build_basic_type(OpenApiTypes.STR) or {"type": "string"}  # None only for OpenApiTypes.NONE
             if field.max_length is not None:
                 schema["maxLength"] = field.max_length
             if field.min_length is not None:
