@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+from django.conf import global_settings
+
+from accounts.hashers import DJANGO_ITERATIONS, checked_iterations
 from servicekit.settings import common_settings, env, issuer_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -92,6 +95,15 @@ SECURE_PROXY_SSL_HEADER = shared["SECURE_PROXY_SSL_HEADER"]
 # --- Identity provider: only this service holds the JWT private key -------------------------------------
 _production = env.str("DJANGO_ENV", default="development") == "production"
 SERVICEKIT.update(issuer_settings(run=RUN_DIR, production=_production))
+
+# --- Passwords: PBKDF2 at Django's iteration count or more (accounts.hashers); test stacks may set fewer ----
+PASSWORD_HASH_ITERATIONS = checked_iterations(
+    env.int("PASSWORD_HASH_ITERATIONS", default=DJANGO_ITERATIONS), production=_production
+)
+PASSWORD_HASHERS = [
+    "accounts.hashers.ConfiguredPBKDF2PasswordHasher",
+    *(name for name in global_settings.PASSWORD_HASHERS if not name.endswith(".PBKDF2PasswordHasher")),
+]
 
 # --- Gates, called before polls_service commits: open freezes choices, close/delete seal votes ----------
 CHOICE_INTERNAL_URL = env.str("CHOICE_INTERNAL_URL", default="http://127.0.0.1:8002")
