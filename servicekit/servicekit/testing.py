@@ -323,6 +323,68 @@ def forged_token(name: str, **kwargs: Any) -> ForgedToken:
     raise KeyError(name)
 
 
+def send(client: Any, method: str, path: str, body: Any = None, **headers: Any) -> Any:
+    """``method path`` with Django's test client, ``body`` (when given) as JSON."""
+    if body is None:
+        return getattr(client, method)(path, **headers)
+    return getattr(client, method)(path, body, content_type="application/json", **headers)
+
+
+@dataclass(frozen=True)
+class ForgedRequest:
+    """One request sending a forged token: the case's name, then ``method path`` with a JSON ``body``."""
+
+    case: str
+    method: str
+    path: str
+    body: Any = None
+
+    def send(self, client: Any) -> Any:
+        """Send it with Django's test client, the token built now (its times are relative to now)."""
+        return send(client, self.method, self.path, self.body, **forged_token(self.case).client_kwargs())
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} {self.case}"
+
+
+Endpoint = tuple[str, str, Any]  # (method, path, JSON body or None)
+
+
+def forged_token_requests(*, protected: Iterable[Endpoint], public: Iterable[Endpoint] = ()) -> list[ForgedRequest]:
+    """Every forged-token case against every endpoint, each to be answered with ``assert_unauthorized``.
+
+    ``protected`` endpoints need a user: every case, sending no token included. ``public`` ones allow
+    anonymous reads, yet refuse a bad token rather than ignore it: every case but ``no-token``::
+
+        @pytest.mark.parametrize("attempt", forged_token_requests(protected=PROTECTED, public=PUBLIC), ids=str)
+        def test_forged_tokens_are_refused(client, attempt):
+            assert_unauthorized(attempt.send(client), attempt.case)
+    """
+    names = forged_token_names()
+    return [
+        *(ForgedRequest(name, *endpoint) for endpoint in protected for name in names),
+        *(ForgedRequest(name, *endpoint) for endpoint in public for name in names if name != "no-token"),
+    ]
+
+
+def assert_service_only(client: Any, path: str) -> Any:
+    """``GET path`` is a 401 problem+json without the service credential; returns the answer with it.
+
+    Refused: no ``Authorization`` header, a user's access token (even an operator's), a wrong and an
+    empty service token.
+    """
+    for headers in (
+        {},
+        bearer(make_access_token(1, "alice", roles=("user", "operator"))),
+        {"HTTP_AUTHORIZATION": "Service wrong-token"},
+        {"HTTP_AUTHORIZATION": "Service "},
+    ):
+        response = client.get(path, **headers)
+        assert response.status_code == 401, headers
+        assert response["Content-Type"] == "application/problem+json", headers
+    return client.get(path, **service_credentials())
+
+
 def assert_unauthorized(response: Any, case: str = "") -> None:
     """401, ``application/problem+json`` and ``WWW-Authenticate: Bearer ...`` (Django or requests response)."""
     headers = response.headers

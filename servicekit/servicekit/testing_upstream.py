@@ -53,6 +53,9 @@ class FakeUpstream:
                 with upstream._lock:
                     upstream.requests.append(RecordedRequest("GET", path, self.headers.get("Authorization")))
                     status, body = upstream.responses.get(path, (404, {"status": 404, "title": "Not found."}))
+                self._answer(status, body)
+
+            def _answer(self, status: int, body: Any) -> None:
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -17,13 +17,14 @@ import uuid
 import pytest
 import requests
 
-from scripts.loadgen import Op, Platform, Poll, answer_status, timed
+from scripts.loadgen import Op, Platform, Poll, answer_status, timed, wait_for
 from scripts.platform_stack import Stack, port_open
 from scripts.release import CANARY_PORT_OFFSET, Release, ReleaseFailed
 
 pytestmark = pytest.mark.stack
 
 LOAD_THREADS = 4
+AFTER_ROLLBACK = 40  # answered votes sent after the rollback (each must succeed): ten per load thread
 
 
 class VoteLoad:
@@ -70,6 +71,15 @@ class VoteLoad:
             with self._lock:
                 self.ops.append(op)
 
+    def wait_answered(self, count: int, *, sent_after: float, timeout: float = 30.0) -> None:
+        """Until ``count`` votes sent after ``sent_after`` (``time.monotonic()``) have their answer."""
+
+        def answered() -> bool:
+            with self._lock:
+                return sum(1 for op in self.ops if op.sent > sent_after) >= count
+
+        wait_for(f"{count} votes sent after {sent_after:.1f} answered", answered, timeout=timeout)
+
     def __enter__(self) -> VoteLoad:
         for thread in self._threads:
             thread.start()
@@ -108,9 +118,9 @@ def test_a_good_release_completes_with_no_failed_request(stack: Stack) -> None:
     platform, polls = platform_of(stack, 930_001)
     release = Release(stack, "votes", "good", steps=[10, 50, 100], hold=2.0, max_error_ratio=0.01)
     with VoteLoad(platform, polls, first_user=7_000_000) as load:
-        time.sleep(0.5)  # the load is flowing before the first step
+        load.wait_answered(LOAD_THREADS, sent_after=time.monotonic())  # the load is flowing before the first step
         release.run()
-        time.sleep(0.5)
+        load.wait_answered(LOAD_THREADS, sent_after=time.monotonic())  # and goes on once the release is done
     print("\n" + "\n".join(f"  {r.percent} %: {r.requests} requests, {r.errors} 5xx" for r in release.results))
     print(f"  {len(load.ops)} votes, {load.retries} resent after a closed keep-alive connection")
     statuses = sorted({str(op.status) for op in load.ops})
@@ -126,11 +136,11 @@ def test_a_bad_release_is_rolled_back_and_loses_no_vote(stack: Stack) -> None:
     bad_build = "tests.ops.bad_release:application"
     release = Release(stack, "votes", "bad", steps=[10, 50, 100], hold=2.0, max_error_ratio=0.01, target=bad_build)
     with VoteLoad(platform, polls, first_user=7_100_000) as load:
-        time.sleep(0.5)
+        load.wait_answered(LOAD_THREADS, sent_after=time.monotonic())  # the load is flowing before the first step
         with pytest.raises(ReleaseFailed):
             release.run()
         rolled_back = time.monotonic()
-        time.sleep(2.0)  # the load goes on after the rollback
+        load.wait_answered(AFTER_ROLLBACK, sent_after=rolled_back)  # the load goes on after the rollback
     print("\n" + "\n".join(f"  {r.percent} %: {r.requests} requests, {r.errors} 5xx" for r in release.results))
     (first,) = release.results  # stopped at its first step
     assert first.percent == 10 and first.errors > 0

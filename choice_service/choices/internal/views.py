@@ -8,21 +8,14 @@ from typing import Any
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from choices import selectors, services
 from choices.internal.serializers import PollStateSerializer
-from servicekit.auth import ServiceTokenAuthentication
-from servicekit.permissions import IsService
-
-
-class _Internal(APIView):
-    authentication_classes = [ServiceTokenAuthentication]
-    permission_classes = [IsService]
+from servicekit.internal import InternalAPIView
 
 
 @extend_schema(exclude=True)
-class InternalChoice(_Internal):
+class InternalChoice(InternalAPIView):
     """``{id, poll_id, text, position, version}`` of one choice (vote_service's replica miss)."""
 
     def get(self, request: Any, choice_id: uuid.UUID) -> Response:
@@ -33,7 +26,7 @@ class InternalChoice(_Internal):
 
 
 @extend_schema(exclude=True)
-class InternalPollChoices(_Internal):
+class InternalPollChoices(InternalAPIView):
     """``{poll_id, choices: [{id, text, position, version}]}``: every choice of a poll, to warm a replica."""
 
     def get(self, request: Any, poll_id: uuid.UUID) -> Response:
@@ -41,7 +34,7 @@ class InternalPollChoices(_Internal):
 
 
 @extend_schema(exclude=True)
-class InternalPollState(_Internal):
+class InternalPollState(InternalAPIView):
     """``PUT`` the freeze command: apply a poll's state by version under the replica row lock; opening
     with fewer than ``min_choices`` choices is a 409 ``not-enough-choices`` (``choices: n``) that changes
     nothing. 200 ``{poll_id, version, status, choices}``: the replica's state after the call."""

@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from choices.models import Choice, PollReplica
-from choices.tests.conftest import OWNER_ID
 from choices.tests.factories import ChoiceFactory, PollReplicaFactory, tally
 from servicekit.events.models import OutboxEvent
+from servicekit.testing_fixtures import OWNER_ID
 
 pytestmark = pytest.mark.django_db
 

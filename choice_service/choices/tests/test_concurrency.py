@@ -8,9 +8,9 @@ import pytest
 from django.db import connection
 
 from choices.models import Choice
-from choices.tests.conftest import OWNER_ID
 from choices.tests.factories import PollReplicaFactory
 from servicekit.testing import bearer, make_access_token
+from servicekit.testing_fixtures import OWNER_ID
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,10 +12,10 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from choices.models import Choice, PollReplica
-from choices.tests.conftest import OTHER_ID, OWNER_ID
 from choices.tests.factories import ChoiceFactory, PollReplicaFactory
 from servicekit.events.models import OutboxEvent
 from servicekit.testing import bearer, make_access_token, service_credentials
+from servicekit.testing_fixtures import OTHER_ID, OWNER_ID
 
 
 def state_url(poll_id) -> str:

@@ -8,9 +8,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from choices.models import PollReplica
-from choices.tests.conftest import OWNER_ID
 from choices.tests.factories import ChoiceFactory, PollReplicaFactory
 from servicekit.testing import service_credentials
+from servicekit.testing_fixtures import OWNER_ID
 
 pytestmark = pytest.mark.django_db
 

@@ -280,7 +280,7 @@ def test_management_command_rejects_bad_poll_id():
         call_command("reconcile_tallies", "--poll", "nope")
 
 
-def test_beat_task_reconciles(ledger, poll, tea):
+def test_the_task_reconciles_one_poll_or_all(ledger, poll, tea):
     from choices import tasks
 
     ledger.vote(poll.id, tea.id)
@@ -289,3 +289,26 @@ def test_beat_task_reconciles(ledger, poll, tea):
     assert tasks.reconcile_tallies(str(poll.id)) == 0
     assert tasks.reconcile_tallies(str(uuid.uuid4())) == 0
     assert tasks.reconcile_tallies() == 0
+
+
+def test_the_beat_entry_repairs_through_run_when_idle(ledger, poll, tea, settings, monkeypatch):
+    # What celery beat sends: the schedule entry's task with its kwargs, run the way a worker runs it.
+    from celery import current_app
+
+    import choices.tasks  # noqa: F401 - registers choices.reconcile_tallies
+    from servicekit.events import tasks as event_tasks
+
+    entry = settings.CELERY_BEAT_SCHEDULE["choices-reconcile-tallies"]
+    assert entry["task"] == "servicekit.events.run_when_idle"
+    beat = current_app.tasks[entry["task"]]
+    missing = ledger.vote(poll.id, tea.id)  # its vote.cast was lost
+    before = repairs_total()
+
+    monkeypatch.setattr(event_tasks, "events_backlog", lambda service=None: 3)  # events still queued
+    assert beat.apply(kwargs=entry["kwargs"]).get() is False
+    assert not VoteProjection.objects.filter(pk=missing).exists()
+
+    monkeypatch.setattr(event_tasks, "events_backlog", lambda service=None: 0)  # a quiet moment
+    assert beat.apply(kwargs=entry["kwargs"]).get() is True
+    assert state(missing) == (tea.id, 1, False)
+    assert tally(tea) == 1 and repairs_total() - before == 1

@@ -6,19 +6,14 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from polls.selectors import poll_get
-from servicekit.auth import ServiceTokenAuthentication
 from servicekit.errors import Problem
-from servicekit.permissions import IsService
+from servicekit.internal import InternalAPIView
 
 
 @extend_schema(exclude=True)
-class InternalPollView(APIView):
-    authentication_classes = [ServiceTokenAuthentication]
-    permission_classes = [IsService]
-
+class InternalPollView(InternalAPIView):
     def get(self, request: Any, poll_id: str) -> Response:
         poll = poll_get(poll_id=poll_id)
         if poll is None:

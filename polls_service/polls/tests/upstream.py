@@ -39,15 +39,7 @@ class GateUpstream(FakeUpstream):
                     upstream.requests.append(RecordedRequest("PUT", path, self.headers.get("Authorization")))
                     upstream.commands.append({"path": path, **command})
                     status, body = upstream._put(path, command)
-                self._answer(status, body)
-
-            def _answer(self, status: int, body: Any) -> None:
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self._answer(status, body)  # JSON, as FakeUpstream answers a GET
 
         self._server.RequestHandlerClass = Handler
 

@@ -7,21 +7,14 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from servicekit.auth import ServiceTokenAuthentication
-from servicekit.permissions import IsService
+from servicekit.internal import InternalAPIView
 from votes import selectors, services
 from votes.internal.serializers import LedgerQuerySerializer, PollStateSerializer
 
 
-class _Internal(APIView):
-    authentication_classes = [ServiceTokenAuthentication]
-    permission_classes = [IsService]
-
-
 @extend_schema(exclude=True)
-class InternalPollState(_Internal):
+class InternalPollState(InternalAPIView):
     """Answers ``{poll_id, version, status}``: the replica's state after the command (an older version
     changes nothing and answers the current state)."""
 
@@ -38,7 +31,7 @@ class InternalPollState(_Internal):
 
 
 @extend_schema(exclude=True)
-class InternalPollVotes(_Internal):
+class InternalPollVotes(InternalAPIView):
     """``{poll_id, votes: [{id, choice_id, version}], next}``, ordered by id; ``next`` null on the last page."""
 
     def get(self, request: Any, poll_id: uuid.UUID) -> Response:

@@ -1,0 +1,118 @@
+"""Pytest fixtures a service's unit suite shares: hermetic settings, API clients per caller, fake upstreams.
+
+A service loads them as a plugin from its root ``conftest.py`` and names its fake upstreams in its
+app's ``tests/conftest.py``::
+
+    # <service>/conftest.py
+    pytest_plugins = ["servicekit.testing_fixtures"]
+
+    # <app>/tests/conftest.py
+    from servicekit.testing_fixtures import OWNER_ID, upstream_fixture
+
+    fake_polls = upstream_fixture("POLLS_INTERNAL_URL")
+
+    def test_owner_only(owner, other, fake_polls): ...
+
+- ``hermetic`` (autouse): a cache key prefix of this process's own (concurrent suites share the Redis
+  DB), no relay task sent to the broker on commit (outbox rows are asserted directly), and every
+  ``*_INTERNAL_URL`` setting pointed at a closed port (a local stack may be up); the test's cache
+  keys are deleted afterwards.
+- ``client_for(user_id, operator=False)``: an ``APIClient`` sending a real access token (none for
+  ``None``); ``anon``, ``owner`` (``OWNER_ID``), ``other`` (``OTHER_ID``), ``operator`` (``OPERATOR_ID``).
+- ``upstream_fixture(setting)``: a fixture yielding a ``FakeUpstream`` that ``setting`` points at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from rest_framework.test import APIClient
+
+from servicekit.testing import bearer, make_access_token
+from servicekit.testing_upstream import FakeUpstream
+
+OWNER_ID = 11
+OTHER_ID = 22
+OPERATOR_ID = 99
+# Nothing listens on the discard port: a call to another service fails at once.
+UNREACHABLE_URL = "http://127.0.0.1:9"
+
+ClientFor = Callable[..., APIClient]
+
+
+@pytest.fixture(autouse=True)
+def hermetic(settings: Any) -> Iterator[None]:
+    """Isolate the test from other suites' cache keys, the broker and any running service."""
+    caches = {name: dict(conf) for name, conf in settings.CACHES.items()}
+    base = caches["default"].get("KEY_PREFIX", "")
+    caches["default"]["KEY_PREFIX"] = f"{base}-test-{os.environ.get('TEST_NAMESPACE', '')}-{os.getpid()}"
+    settings.CACHES = caches
+    settings.SERVICEKIT = {**settings.SERVICEKIT, "EVENTS_RELAY_ON_COMMIT": False}
+    for name in dir(django_settings):
+        if name.endswith("_INTERNAL_URL"):
+            setattr(settings, name, UNREACHABLE_URL)
+    yield
+    from django.core.cache import cache
+
+    # Only this test's prefix, so nothing leaks into the shared Redis DB (suppressed for a test that
+    # pointed the cache at a dead server).
+    with contextlib.suppress(Exception):
+        cache.delete_pattern("*")  # type: ignore[attr-defined]  # django_redis's RedisCache
+
+
+@pytest.fixture
+def client_for() -> ClientFor:
+    """``client_for(user_id, operator=False)``: an APIClient sending a real access token."""
+
+    def build(user_id: int | None, *, operator: bool = False) -> APIClient:
+        client = APIClient()
+        if user_id is not None:
+            roles = ("user", "operator") if operator else ("user",)
+            client.credentials(**bearer(make_access_token(user_id, f"user{user_id}", roles)))
+        return client
+
+    return build
+
+
+@pytest.fixture
+def anon(client_for: ClientFor) -> APIClient:
+    """A client sending no token."""
+    return client_for(None)
+
+
+@pytest.fixture
+def owner(client_for: ClientFor) -> APIClient:
+    """A client acting for ``OWNER_ID``."""
+    return client_for(OWNER_ID)
+
+
+@pytest.fixture
+def other(client_for: ClientFor) -> APIClient:
+    """A client acting for ``OTHER_ID``, a user who owns nothing the fixtures build."""
+    return client_for(OTHER_ID)
+
+
+@pytest.fixture
+def operator(client_for: ClientFor) -> APIClient:
+    """A client acting for ``OPERATOR_ID`` with the operator role."""
+    return client_for(OPERATOR_ID, operator=True)
+
+
+def upstream_fixture(setting: str) -> Any:
+    """A fixture yielding a running ``FakeUpstream`` with ``settings.<setting>`` pointed at it.
+
+    Assign it to the fixture's name in a conftest: ``fake_votes = upstream_fixture("VOTE_INTERNAL_URL")``.
+    """
+
+    @pytest.fixture
+    def fake_upstream(settings: Any) -> Iterator[FakeUpstream]:
+        with FakeUpstream() as upstream:
+            setattr(settings, setting, upstream.url)
+            yield upstream
+
+    return fake_upstream
