@@ -10,11 +10,14 @@ Writes into ``RUN_DIR/secrets/`` (directory mode 700, files mode 600):
   ``DJANGO_SECRET_KEY`` is unset),
 - ``jwt_private.pem`` / ``jwt_public.pem`` -- an RSA 2048 key pair (PKCS#8 / SubjectPublicKeyInfo PEM)
   the polls service signs access tokens with and every service verifies them with,
-- ``service_token`` -- the shared service-to-service credential.
+- ``service_token`` -- the shared service-to-service credential,
+- ``dev-ca.pem`` / ``dev-ca.key``, ``gateway.crt`` / ``gateway.key`` -- a development CA and the
+  gateway's HTTPS certificate issued by it (``ensure_dev_tls``; trust the CA: ``trust_hint``).
 
 An existing file is never overwritten (delete it to rotate). These are for development only:
 production injects real secrets through the environment (``DJANGO_SECRET_KEY``,
-``JWT_PRIVATE_KEY``, ``JWT_PUBLIC_KEYS``, ``SERVICE_TOKEN``).
+``JWT_PRIVATE_KEY``, ``JWT_PUBLIC_KEYS``, ``SERVICE_TOKEN``) and mounts a real certificate into the
+gateway (compose secrets ``gateway_tls_cert``/``gateway_tls_key``, the k8s TLS Secret ``gateway-tls``).
 """
 
 from __future__ import annotations
@@ -113,15 +116,216 @@ def dotenv_lines(run_dir: Path) -> list[str]:
     ]
 
 
+# ----- development TLS: a local CA and the gateway's certificate ------------------------------------
+
+TLS_NAMES = ("dev-ca.pem", "dev-ca.key", "gateway.crt", "gateway.key")
+TLS_HOSTNAMES = ("localhost", "127.0.0.1", "::1")
+LEAF_DAYS = 397  # what browsers accept for a server certificate
+RENEW_DAYS = 30  # re-issue the gateway's certificate (from the same CA) when it expires sooner
+
+
+def _write_public(path: Path, data: bytes, mode: int = 0o644) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _pem_key(key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+
+
+def _new_ca():
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Polls Platform development"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"Polls Platform dev CA {secrets.token_hex(4)}"),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _new_leaf(ca_key, ca_cert, hostnames: tuple[str, ...]):
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    names: list[x509.GeneralName] = []
+    for host in hostnames:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=LEAF_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _leaf_is_current(cert_file: Path, ca_cert, hostnames: tuple[str, ...]) -> bool:
+    """Whether the gateway's certificate was issued by ``ca_cert``, covers ``hostnames`` and is not about to expire."""
+    import datetime
+
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except (OSError, ValueError):
+        return False
+    if cert.issuer != ca_cert.subject:
+        return False
+    remaining = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+    if remaining < datetime.timedelta(days=RENEW_DAYS):
+        return False
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    covered = {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
+    return all(_normal_host(host) in covered for host in hostnames)
+
+
+def _normal_host(host: str) -> str:
+    """An IP address as ``ipaddress`` writes it (``::1``), a DNS name as it is."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+def ensure_dev_tls(run_dir: Path, hostnames: tuple[str, ...] = TLS_HOSTNAMES) -> list[str]:
+    """Create the development CA and the gateway's certificate under ``run_dir/secrets`` when missing.
+
+    - ``dev-ca.pem`` / ``dev-ca.key``: a CA made on this machine (10 years, path length 0); trust
+      ``dev-ca.pem`` once (``trust_hint``) and every certificate it issues is trusted,
+    - ``gateway.crt`` (the gateway's certificate followed by the CA's) / ``gateway.key``: ECDSA P-256,
+      ``hostnames`` as subject alternative names, 397 days; re-issued from the same CA when it expires
+      within 30 days or misses a hostname, so the trust you gave the CA stays valid.
+
+    The CA key is mode 600. ``gateway.key`` is mode 644 inside the 700 folder: other users of this
+    machine cannot reach it, while the gateway container (nginx, uid 101) can read it when
+    ``docker compose`` bind-mounts it as a secret. Returns the names created.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    folder = Path(run_dir) / "secrets"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    ca_file, ca_key_file = folder / "dev-ca.pem", folder / "dev-ca.key"
+    cert_file, key_file = folder / "gateway.crt", folder / "gateway.key"
+    created: list[str] = []
+    if ca_file.exists() and ca_key_file.exists():
+        ca_cert = x509.load_pem_x509_certificate(ca_file.read_bytes())
+        ca_key = serialization.load_pem_private_key(ca_key_file.read_bytes(), password=None)
+    else:
+        ca_key, ca_cert = _new_ca()
+        _write_private(ca_key_file, _pem_key(ca_key))
+        _write_public(ca_file, ca_cert.public_bytes(serialization.Encoding.PEM))
+        created += [ca_file.name, ca_key_file.name]
+    if not (key_file.exists() and _leaf_is_current(cert_file, ca_cert, hostnames)):
+        key, cert = _new_leaf(ca_key, ca_cert, hostnames)
+        _write_public(key_file, _pem_key(key))
+        chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
+        _write_public(cert_file, chain)
+        created += [cert_file.name, key_file.name]
+    return created
+
+
+def trust_hint(run_dir: Path) -> str:
+    """How to make clients on this machine trust the development CA (printed by ``make up``)."""
+    ca = (Path(run_dir) / "secrets" / "dev-ca.pem").resolve()
+    return (
+        f"dev CA {ca}: curl --cacert {ca} ... | python: requests.get(..., verify='{ca}') | "
+        f"system (Debian/Ubuntu): sudo cp {ca} /usr/local/share/ca-certificates/polls-dev-ca.crt "
+        "&& sudo update-ca-certificates | browsers: import it as an authority "
+        "(Chromium: Settings > Privacy and security > Security > Manage certificates)"
+    )
+
+
 def main(argv: list[str]) -> int:
     args = [a for a in argv[1:] if not a.startswith("--")]
     run_dir = Path(args[0]) if args else Path(os.environ.get("RUN_DIR") or REPO / ".run")
     created = ensure_dev_secrets(run_dir)
+    tls = ensure_dev_tls(run_dir)
     if "--dotenv" in argv:
         print("\n".join(dotenv_lines(run_dir)))
         return 0
     where = run_dir / "secrets"
     print(f"dev secrets: created {', '.join(created)} in {where}" if created else f"dev secrets: present in {where}")
+    print(f"dev TLS: created {', '.join(tls)} in {where}" if tls else f"dev TLS: present in {where}")
+    print(trust_hint(run_dir))
     return 0
 
 

@@ -15,6 +15,8 @@ Fixtures for other suites (contract, e2e, browser, chaos tests):
   ``stack.kill("votes.worker")``, ``stack.start_process(...)``, ``stack.restart(...)``,
   ``stack.manage("polls", "shell", "-c", ...)``, ``stack.processes[name].pid``, ``stack.run_dir``.
 - ``gateway``: a ``requests.Session`` whose relative URLs go to the gateway (``gateway.get("/healthz")``).
+- ``https_gateway``: the same over HTTPS (``stack.gateway_https_url``: TLS 1.3, gateway port + 363),
+  trusting the stack's development CA (``dev_ca``: ``RUN_DIR/secrets/dev-ca.pem``) and nothing else.
 - ``operator_credentials``: ``(username, password)`` of the operator account of this stack.
 - ``otlp_receiver``: the ``tests.otlp_receiver.OtlpReceiver`` every process of the stack exports spans to.
 """
@@ -82,6 +84,9 @@ def stack_environment(run_dir: Path, otlp_endpoint: str | None = None) -> dict[s
         "OPERATOR_USERNAME": OPERATOR[0],
         "OPERATOR_PASSWORD": OPERATOR[1],
         "LOG_LEVEL": "INFO",
+        # Django's 1,000,000 PBKDF2 iterations cost ~0.4 s of CPU per register or login, and this suite does
+        # ~1,300 of them; production refuses fewer (accounts.hashers).
+        "PASSWORD_HASH_ITERATIONS": "1000",
         # Secrets come from the stack's own RUN_DIR/secrets (generated), never from the caller's env.
         "DJANGO_SECRET_KEY": None,
         "JWT_PRIVATE_KEY": None,
@@ -98,6 +103,13 @@ def stack_environment(run_dir: Path, otlp_endpoint: str | None = None) -> dict[s
         "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms: spans reach the receiver quickly
         "OTEL_SDK_DISABLED": None,
         "GATEWAY_TRACE_SAMPLE_PERCENT": "0",
+        # HTTPS beside HTTP (gateway port + 363) with the stack's own dev certificate; plain HTTP is not redirected.
+        "GATEWAY_TLS_PORT": str(test_stack_ports()["gateway"] + 363),
+        "GATEWAY_TLS_CERT_FILE": None,
+        "GATEWAY_TLS_KEY_FILE": None,
+        "GATEWAY_TLS_PROTOCOLS": None,
+        "GATEWAY_HTTPS_REDIRECT": "false",
+        "GATEWAY_HSTS_MAX_AGE": None,
     }
 
 
@@ -154,12 +166,27 @@ class GatewaySession(requests.Session):
 
     def request(self, method, url, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
         kwargs.setdefault("timeout", 15)
+        # Per request, or REQUESTS_CA_BUNDLE in the environment would win over self.verify (psf/requests#3829).
+        kwargs.setdefault("verify", self.verify)
         return super().request(method, urljoin(self.base_url, url), *args, **kwargs)
 
 
 @pytest.fixture
 def gateway(stack: Stack) -> Iterator[GatewaySession]:
     with GatewaySession(stack.gateway_url) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def dev_ca(stack: Stack) -> Path:
+    """The development CA the stack's gateway certificate is issued by (what a client trusts)."""
+    return stack.run_dir / "secrets" / "dev-ca.pem"
+
+
+@pytest.fixture
+def https_gateway(stack: Stack, dev_ca: Path) -> Iterator[GatewaySession]:
+    with GatewaySession(stack.gateway_https_url) as session:
+        session.verify = str(dev_ca)
         yield session
 
 

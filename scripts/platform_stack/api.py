@@ -67,6 +67,8 @@ class Stack:
             **(ports or {}),
         }
         self.gateway_host = self.env.get("GATEWAY_HOST") or "127.0.0.1"
+        # HTTPS beside HTTP: 8443 for `make up` (8080 + 363), likewise beside a test stack's gateway port.
+        self.gateway_tls_port = int(self.env.get("GATEWAY_TLS_PORT") or self.ports["gateway"] + 363)
         self.fresh_databases = fresh_databases
         self.web_workers = web_workers
         self.worker_concurrency = worker_concurrency or int(self.env.get("CELERY_WORKER_CONCURRENCY") or 2)
@@ -95,6 +97,11 @@ class Stack:
         host = "127.0.0.1" if self.gateway_host in ("0.0.0.0", "::") else self.gateway_host
         return f"http://{host}:{self.ports['gateway']}"
 
+    @property
+    def gateway_https_url(self) -> str:
+        """The gateway over HTTPS (TLS 1.3, HTTP/2); clients trust ``RUN_DIR/secrets/dev-ca.pem`` in development."""
+        return self.gateway_url.replace("http://", "https://", 1).rsplit(":", 1)[0] + f":{self.gateway_tls_port}"
+
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
@@ -113,6 +120,7 @@ class Stack:
                 "supervisor_start_time": proc_start_time(supervisor_pid) if supervisor_pid else None,
                 "ports": self.ports,
                 "gateway_url": self.gateway_url,
+                "gateway_https_url": self.gateway_https_url,
                 "processes": {name: proc.as_json() for name, proc in self.processes.items()},
             }
             tmp = self.state_file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
@@ -197,6 +205,8 @@ class Stack:
         for name, port in self.ports.items():
             if port_open(port):
                 raise StackError(f"port {port} ({name}) is already in use by another program; set {names[name]}")
+        if port_open(self.gateway_tls_port):
+            raise StackError(f"port {self.gateway_tls_port} (gateway HTTPS) is already in use; set GATEWAY_TLS_PORT")
 
     def reset_metrics_dirs(self) -> None:
         for service in SERVICES:
@@ -303,6 +313,7 @@ class Stack:
             f"  entry point {g}/api/v3/",
             f"  admins      {g}/admin/polls/  {g}/admin/choices/  {g}/admin/votes/",
             f"  gateway     {g}/healthz",
+            f"  HTTPS       {self.gateway_https_url}/  (TLS 1.3, HTTP/2) {self._trust_note()}",
             "  services    "
             + "  ".join(f"{s.name} {self.service_url(s.name)}" for s in SERVICES)
             + "   (/healthz /readyz /metrics)",
@@ -310,6 +321,11 @@ class Stack:
             f"  logs        {self.logs_dir}/*.log  (make logs)      stop: make down (or Ctrl-C in the foreground)",
         ]
         return "\n".join(lines)
+
+    def _trust_note(self) -> str:
+        if self.env.get("GATEWAY_TLS_CERT_FILE"):
+            return f"certificate {self.env['GATEWAY_TLS_CERT_FILE']}"
+        return f"trust the dev CA: curl --cacert {self.run_dir / 'secrets' / 'dev-ca.pem'} (README, HTTPS)"
 
     def status_lines(self) -> list[str]:
         procs = self.recorded_processes()

@@ -61,9 +61,15 @@ def prepare(stack: Stack) -> None:
 
 
 def write_dev_secrets(stack: Stack) -> None:
-    from scripts.devsecrets import ensure_dev_secrets
+    """The dev secrets and, unless the gateway is given a certificate of its own, the dev CA and its certificate."""
+    from scripts.devsecrets import ensure_dev_secrets, ensure_dev_tls, trust_hint
 
     created = ensure_dev_secrets(stack.run_dir)
+    if not stack.env.get("GATEWAY_TLS_CERT_FILE"):
+        tls = ensure_dev_tls(stack.run_dir)
+        created += tls
+        if tls:
+            stack.log(f"HTTPS: trust the development CA once -- {trust_hint(stack.run_dir)}")
     if created:
         stack.log(f"generated dev secrets in {stack.run_dir / 'secrets'}: {', '.join(created)}")
 

@@ -108,8 +108,28 @@ def write_gateway_config(stack: Stack, weights: dict[str, dict[int, int]] | None
         trace_sample_percent=float(
             stack.env.get("GATEWAY_TRACE_SAMPLE_PERCENT") or gateway.DEFAULT_TRACE_SAMPLE_PERCENT
         ),
+        tls=gateway_tls(stack),
     )
     checked = gateway.check(conf)
     if checked.returncode != 0:
         raise StackError(f"gateway: nginx -t failed: {checked.stderr.strip()}")
     return conf
+
+
+def gateway_tls(stack: Stack) -> dict:
+    """The gateway's HTTPS listener: the dev certificate from ``RUN_DIR/secrets`` (prepare.write_dev_secrets)
+    unless ``GATEWAY_TLS_CERT_FILE``/``GATEWAY_TLS_KEY_FILE`` name another, and the ``GATEWAY_TLS_*`` options."""
+    from scripts import gateway
+
+    secrets = stack.run_dir / "secrets"
+    redirect = (stack.env.get("GATEWAY_HTTPS_REDIRECT") or "false").strip().lower()
+    if redirect not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise StackError(f"GATEWAY_HTTPS_REDIRECT must be true or false, not {redirect!r}")
+    return {
+        "port": stack.gateway_tls_port,
+        "cert": stack.env.get("GATEWAY_TLS_CERT_FILE") or secrets / "gateway.crt",
+        "key": stack.env.get("GATEWAY_TLS_KEY_FILE") or secrets / "gateway.key",
+        "protocols": stack.env.get("GATEWAY_TLS_PROTOCOLS") or None,
+        "hsts_max_age": int(stack.env.get("GATEWAY_HSTS_MAX_AGE") or gateway.LOCAL_HSTS_MAX_AGE),
+        "redirect": redirect in ("true", "1", "yes", "on"),
+    }

@@ -1,9 +1,15 @@
 """Browser tests: Playwright (sync API) driving Debian's Chromium against the gateway.
 
-The gateway URL comes from the test stack's session fixture in ``tests/conftest.py``; set
-``BROWSER_BASE_URL`` to point the tests at another running gateway instead (e.g. ``make up``'s
-http://127.0.0.1:8080). Screenshots go to ``test-output/screenshots/``. Chromium is never
-downloaded: ``/usr/bin/chromium`` (apt package ``chromium``) is launched headless.
+The gateway URL comes from the test stack's session fixture in ``tests/conftest.py``: its HTTPS
+listener (TLS 1.3, HTTP/2), trusted through the stack's development CA. Set ``BROWSER_BASE_URL`` to
+point the tests at another running gateway instead (e.g. ``make up``'s https://127.0.0.1:8443, with
+``BROWSER_CA_BUNDLE=.run/secrets/dev-ca.pem``). Screenshots go to ``test-output/screenshots/``.
+Chromium is never downloaded: ``/usr/bin/chromium`` (apt package ``chromium``) is launched headless.
+
+Chromium reads trust anchors from the system or an NSS database only, so rather than changing either,
+it is told to accept exactly the chains carrying the dev CA's key
+(``--ignore-certificate-errors-spki-list``: SHA-256 of the CA's public key; the gateway sends the CA
+with its certificate); any other certificate still fails, as does plain HTTP's absence of one.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from . import helpers
 from .helpers import SCREENSHOTS
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -32,21 +39,53 @@ expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")
-def base_url(request) -> str:
+def ca_bundle(request) -> Path | None:
+    """The CA the gateway's certificate is issued by: ``BROWSER_CA_BUNDLE``, else the test stack's dev CA."""
+    if os.environ.get("BROWSER_BASE_URL"):
+        override = os.environ.get("BROWSER_CA_BUNDLE")
+        return Path(override) if override else None
+    return request.getfixturevalue("dev_ca")
+
+
+@pytest.fixture(scope="session")
+def base_url(request, ca_bundle: Path | None) -> str:
+    helpers.trust(ca_bundle)  # ApiUser's requests verify the gateway against it
     override = os.environ.get("BROWSER_BASE_URL")
     if override:
         return override.rstrip("/")
     stack = request.getfixturevalue("stack")
-    url = getattr(stack, "gateway_url", None) or (stack.get("gateway_url") if isinstance(stack, dict) else None)
-    return str(url or stack).rstrip("/")
+    return stack.gateway_https_url.rstrip("/")
+
+
+def spki_sha256(bundle: Path) -> list[str]:
+    """Base64 SHA-256 of each certificate's SubjectPublicKeyInfo in a PEM bundle (Chromium's SPKI list)."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    return [
+        base64.b64encode(
+            hashlib.sha256(
+                cert.public_key().public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            ).digest()
+        ).decode()
+        for cert in x509.load_pem_x509_certificates(bundle.read_bytes())
+    ]
 
 
 @pytest.fixture(scope="session")
-def browser() -> Browser:
+def browser(ca_bundle: Path | None) -> Browser:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+    args = list(CHROMIUM_ARGS)
+    if ca_bundle:
+        args.append("--ignore-certificate-errors-spki-list=" + ",".join(spki_sha256(ca_bundle)))
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         yield chromium
         chromium.close()
 

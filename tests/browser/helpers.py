@@ -12,6 +12,14 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 PASSWORD = "correct-horse-battery-42"
 PAGE_SIZE = 10  # web/src/js/views/list.js asks the API for pages of this size
+# What ApiUser's requests verify the gateway's certificate against (``trust``; the browser conftest sets it).
+CA_BUNDLE: Path | None = None
+
+
+def trust(bundle: Path | None) -> None:
+    """Verify HTTPS answers against ``bundle`` (the dev CA) instead of the system's authorities."""
+    global CA_BUNDLE
+    CA_BUNDLE = bundle
 
 
 def unique(prefix: str) -> str:
@@ -23,6 +31,15 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+class TrustingSession(requests.Session):
+    """A ``requests.Session`` verifying against ``CA_BUNDLE``: per request, since REQUESTS_CA_BUNDLE in the
+    environment would otherwise win over ``session.verify`` (psf/requests#3829)."""
+
+    def request(self, method, url, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        kwargs.setdefault("verify", str(CA_BUNDLE) if CA_BUNDLE else True)
+        return super().request(method, url, *args, **kwargs)
+
+
 class ApiUser:
     """A user driven through the public API directly (set-up and 'direct request' checks)."""
 
@@ -30,7 +47,7 @@ class ApiUser:
         self.base = base_url
         self.username = username
         self.password = password
-        self.http = requests.Session()
+        self.http = TrustingSession()
         self.http.headers["Accept"] = "application/hal+json, application/json;q=0.9"
         self.links = self.http.get(f"{base_url}/api/v3/", timeout=10).json()["_links"]
 

@@ -6,6 +6,7 @@ so the steps that depend on another service having heard an event wait for it (b
 client would retry.
 
 v3 is driven by hypermedia alone: every URL after ``/api/v3/`` comes from a ``_links`` entry.
+Every request goes over HTTPS (``https_gateway``: TLS 1.3, verified against the dev CA only).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ pytestmark = pytest.mark.stack
 
 PASSWORD = "walk-through password 42"
 HAL = "application/hal+json"
+
+
+@pytest.fixture
+def gateway(https_gateway: Any) -> Any:
+    """The walk-throughs go over HTTPS (TLS 1.3, trusting the dev CA only), as a client of the platform would."""
+    return https_gateway
 
 
 def eventually(check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.2) -> Any:

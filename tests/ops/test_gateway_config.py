@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from scripts import gateway
+from scripts.devsecrets import ensure_dev_tls
 
 ROUTES = [
     r"location ~ ^/api/v[123]/(polls|auth)(/|$)",
@@ -37,6 +38,13 @@ def nginx_test(conf: Path, hostnames: list[str]) -> subprocess.CompletedProcess:
     """``nginx -t`` on a container rendering: service hostnames resolve to loopback in a private mount namespace."""
     hosts = conf.parent / "hosts"
     hosts.write_text("127.0.0.1 localhost " + " ".join(hostnames) + "\n")
+    # The certificate a container gets mounted: a development one in its place.
+    ensure_dev_tls(conf.parent)
+    text = conf.read_text()
+    for cert, key in gateway.CONTAINER_CERTS.values():
+        text = text.replace(cert, str(conf.parent / "secrets" / "gateway.crt"))
+        text = text.replace(key, str(conf.parent / "secrets" / "gateway.key"))
+    conf.write_text(text)
     nginx = gateway.nginx_binary()
     if os.geteuid() == 0 and shutil.which("unshare"):
         script = f"mount --bind {hosts} /etc/hosts && {nginx} -t -q -e stderr -c {conf}"
