@@ -105,7 +105,7 @@ def test_hsts_on_every_https_answer_and_never_over_http(https_gateway, gateway, 
 
 def test_services_see_https_and_link_back_to_it(https_gateway) -> None:
     """X-Forwarded-Proto/-Port reach Django: the absolute URLs it builds (v1 pagination) are HTTPS ones."""
-    user = {"username": f"tls{uuid.uuid4().hex[:10]}", "password": "transport layer security 13"}
+    user = {"username": f"tls{uuid.uuid4().hex[:10]}", "password": f"tls-{uuid.uuid4().hex}"}
     assert https_gateway.post("/api/v1/auth/register/", json=user).status_code == 201
     token = https_gateway.post("/api/v1/auth/token/", json=user).json()["access"]
     auth = {"Authorization": f"Bearer {token}"}

@@ -7,6 +7,10 @@ No CI service, registry, cluster or network is needed, and the test stack is nev
   ``Jenkinsfile``; all three run the same four stages with the repository's own commands and pinned
   images;
 - the Argo Rollouts overlay the production stage applies (``k8s/overlays/rollout``);
+- every kustomize overlay: its NetworkPolicies evaluated for who may reach whom, every pod non-root
+  with a read-only root filesystem and no capabilities, token keys read from mounted files (no JWKS
+  fetch); and checkov's kubernetes checks against ``security/checkov-skips.yaml`` (a ``scan`` test:
+  checkov runs from its own virtualenv, ``requirements/checkov.txt``, installed on first use);
 - the scanners, in tests whose names contain ``scan`` (stage 2 of every pipeline runs ``-k scan``):
   bandit on the code of the service images, detect-secrets on every file of the repository, a
   CycloneDX SBOM, each against its reviewed allow-list in ``security/``.
@@ -19,7 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
+import fnmatch
+import functools
+import hashlib
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -441,6 +450,355 @@ def test_rollout_overlay_renders_a_canary_per_web_service_with_its_analysis() ->
     # Workers, beat and the gateway keep their Deployments.
     assert by_kind[("Deployment", "gateway")]["spec"]["replicas"] >= 1
     assert by_kind[("Deployment", "votes-worker")]["spec"]["replicas"] >= 1
+
+
+# --- The Kubernetes manifests: who talks to whom, hardened pods, mounted keys, checkov ------------
+
+K8S_OVERLAYS = ["dev", "production", "canary", "observability", "tracing", "rollout"]
+SERVICES = ("polls", "choices", "votes")
+
+
+@functools.cache
+def rendered_overlay(overlay: str) -> str:
+    rendered = run(BIN / "kubectl", "kustomize", f"k8s/overlays/{overlay}")
+    assert rendered.returncode == 0, rendered.stderr
+    return rendered.stdout
+
+
+def overlay_objects(overlay: str) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(rendered_overlay(overlay)) if doc]
+
+
+def selects(selector: dict | None, labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions) against a set of labels."""
+    selector = selector or {}
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        matched = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[operator]
+        if not matched:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A pod (labels, namespace) or, with ``pod=None``, an address outside the cluster's pods."""
+
+    namespace: str
+    pod: tuple[tuple[str, str], ...] | None
+    namespace_labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.pod or ())
+
+
+def pod(namespace: str, labels: dict[str, str]) -> Endpoint:
+    return Endpoint(namespace, tuple(sorted(labels.items())), (("kubernetes.io/metadata.name", namespace),))
+
+
+def app(namespace: str, name: str, component: str | None = None) -> Endpoint:
+    labels = {"app.kubernetes.io/name": name}
+    return pod(namespace, {**labels, "app.kubernetes.io/component": component} if component else labels)
+
+
+OUTSIDE = Endpoint("", None)
+
+
+def _peer_matches(peer: dict, other: Endpoint, namespace: str) -> bool:
+    if "ipBlock" in peer:
+        return other.pod is None
+    if other.pod is None:
+        return False
+    if "namespaceSelector" in peer:
+        if not selects(peer["namespaceSelector"], dict(other.namespace_labels)):
+            return False
+    elif other.namespace != namespace:
+        return False
+    return selects(peer.get("podSelector"), other.labels)
+
+
+def _side_allows(policies: list[dict], me: Endpoint, other: Endpoint, port: int, direction: str) -> bool:
+    """NetworkPolicy semantics for one side: isolated once any policy of that direction selects the pod."""
+    if me.pod is None:
+        return True  # outside the namespace's policies
+    kind, peers_key = ("Ingress", "from") if direction == "ingress" else ("Egress", "to")
+    mine = [
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == me.namespace
+        and kind in p["spec"].get("policyTypes", ["Ingress"])
+        and selects(p["spec"]["podSelector"], me.labels)
+    ]
+    if not mine:
+        return True
+    for policy in mine:
+        for rule in policy["spec"].get(direction) or []:
+            ports = rule.get("ports")
+            if ports is not None and not any(entry.get("port") == port for entry in ports):
+                continue
+            peers = rule.get(peers_key)
+            if peers is None or any(_peer_matches(peer, other, me.namespace) for peer in peers):
+                return True
+    return False
+
+
+def connection_allowed(policies: list[dict], source: Endpoint, target: Endpoint, port: int) -> bool:
+    return _side_allows(policies, source, target, port, "egress") and _side_allows(
+        policies, target, source, port, "ingress"
+    )
+
+
+def test_k8s_network_policies_let_only_the_gateway_reach_the_services() -> None:
+    for overlay in ("production", "observability", "tracing"):
+        objects = overlay_objects(overlay)
+        policies = [doc for doc in objects if doc["kind"] == "NetworkPolicy"]
+        ns = "polls" if overlay == "production" else "polls-dev"
+        assert {p["metadata"]["namespace"] for p in policies} == {ns}
+        web = {s: app(ns, s, "web") for s in SERVICES}
+        workers = {s: app(ns, s, "worker") for s in SERVICES}
+        gateway = app(ns, "gateway")
+        other_app = pod("elsewhere", {"app": "intruder"})
+        backend = {
+            name: pod("data", {"polls-platform/backend": name})
+            for name in ("polls-database", "choices-database", "votes-database", "redis", "broker")
+        }
+        dns = pod("kube-system", {"k8s-app": "kube-dns"})
+        allowed = functools.partial(connection_allowed, policies)
+
+        # Every pod of the namespace was selected by a policy: nothing runs unrestricted.
+        for doc in objects:
+            if doc["kind"] == "Deployment":
+                labels = doc["spec"]["template"]["metadata"]["labels"]
+                me = Endpoint(ns, tuple(sorted(labels.items())), (("kubernetes.io/metadata.name", ns),))
+                assert not allowed(me, other_app, 443), f"{overlay}: {doc['metadata']['name']} reaches anything"
+                assert allowed(me, dns, 53), f"{overlay}: {doc['metadata']['name']} cannot resolve names"
+                assert not allowed(other_app, me, 9999), f"{overlay}: anything reaches {doc['metadata']['name']}"
+        # In: only the gateway, from anywhere; the services only from the gateway and each other.
+        assert allowed(OUTSIDE, gateway, 8080) and allowed(OUTSIDE, gateway, 8443)
+        assert not allowed(OUTSIDE, gateway, 9113)
+        for service in SERVICES:
+            assert allowed(gateway, web[service], 8000), f"{overlay}: gateway -> {service}"
+            assert not allowed(OUTSIDE, web[service], 8000), f"{overlay}: outside -> {service}"
+            assert not allowed(other_app, web[service], 8000), f"{overlay}: another namespace -> {service}"
+            for caller in SERVICES:
+                if caller != service:
+                    # /internal/... calls (web and Celery tasks), with the service credentials.
+                    assert allowed(web[caller], web[service], 8000) and allowed(workers[caller], web[service], 8000)
+            assert not allowed(gateway, workers[service], 9100)
+            # Out: its own database, Redis and the broker; no other service's database, no other port.
+            for who in (web[service], workers[service]):
+                assert allowed(who, backend[f"{service}-database"], 5432)
+                assert allowed(who, backend["redis"], 6379) and allowed(who, backend["broker"], 5672)
+                for other in SERVICES:
+                    if other != service:
+                        assert not allowed(who, backend[f"{other}-database"], 5432), f"{service} -> {other} db"
+                assert not allowed(who, backend["redis"], 5432) and not allowed(who, OUTSIDE, 443)
+        assert not allowed(gateway, backend["polls-database"], 5432) and not allowed(gateway, OUTSIDE, 80)
+        if overlay == "observability":
+            prometheus = app(ns, "prometheus", "observability")
+            grafana = app(ns, "grafana", "observability")
+            assert allowed(prometheus, web["votes"], 8000) and allowed(prometheus, workers["votes"], 9100)
+            assert allowed(prometheus, gateway, 9113) and allowed(grafana, prometheus, 9090)
+            assert not allowed(prometheus, backend["votes-database"], 5432)
+            assert not allowed(web["polls"], prometheus, 9090)
+        if overlay == "tracing":
+            jaeger = app(ns, "jaeger", "tracing")
+            assert allowed(workers["polls"], jaeger, 4318) and allowed(web["votes"], jaeger, 4318)
+            assert not allowed(gateway, jaeger, 4318) and not allowed(jaeger, web["polls"], 8000)
+
+
+def test_network_policy_evaluator_follows_kubernetes_semantics() -> None:
+    a, b = pod("ns", {"app": "a"}), pod("ns", {"app": "b"})
+    deny = {"metadata": {"namespace": "ns"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
+    assert connection_allowed([], a, b, 80)  # no policy: not isolated
+    assert not connection_allowed([deny], a, b, 80)
+    egress = {
+        "metadata": {"namespace": "ns"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "a"}},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "b"}}}], "ports": [{"port": 80}]}],
+        },
+    }
+    ingress = {
+        "metadata": {"namespace": "ns"},
+        "spec": {
+            "podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["b"]}]},
+            "ingress": [{"from": [{"podSelector": {}}]}],
+        },
+    }
+    assert not connection_allowed([deny, egress], a, b, 80)  # b's ingress still isolated
+    assert connection_allowed([deny, egress, ingress], a, b, 80)
+    assert not connection_allowed([deny, egress, ingress], a, b, 81)
+    assert not connection_allowed([deny, egress, ingress], b, a, 80)
+    assert not connection_allowed([deny, egress, ingress], pod("other", {"app": "a"}), b, 80)
+
+
+def _containers(pod_spec: dict) -> list[dict]:
+    return [*pod_spec.get("initContainers", []), *pod_spec["containers"]]
+
+
+def _secrets_of(volume: dict) -> list[str]:
+    """The Secrets a volume shows its pod (a secret volume, or the secret sources of a projected one)."""
+    if "secret" in volume:
+        return [volume["secret"]["secretName"]]
+    return [source["secret"]["name"] for source in volume.get("projected", {}).get("sources", []) if "secret" in source]
+
+
+@pytest.mark.parametrize("overlay", K8S_OVERLAYS)
+def test_k8s_pods_are_hardened_and_read_token_keys_from_mounted_files(overlay: str) -> None:
+    objects = overlay_objects(overlay)
+    config = next(
+        d for d in objects if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("platform-config")
+    )
+    # No pod fetches the key set over the network: it is a mounted file.
+    assert config["data"]["JWKS_URL"] == ""
+    public_file = config["data"]["JWT_PUBLIC_KEYS_FILE"]
+    for doc in objects:
+        if doc["kind"] != "Deployment":
+            continue
+        name, spec = doc["metadata"]["name"], doc["spec"]["template"]["spec"]
+        pod_security = spec.get("securityContext", {})
+        assert spec.get("automountServiceAccountToken") is False, name
+        assert pod_security.get("seccompProfile") == {"type": "RuntimeDefault"}, name
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for container in _containers(spec):
+            where = f"{overlay}: {name}/{container['name']}"
+            security = {**pod_security, **container.get("securityContext", {})}
+            assert security.get("runAsNonRoot") is True and security.get("runAsUser", 0) > 0, where
+            assert security.get("readOnlyRootFilesystem") is True, where
+            assert security.get("allowPrivilegeEscalation") is False, where
+            assert security.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert not security.get("privileged") and not security.get("capabilities", {}).get("add"), where
+            env = {e["name"] for e in container.get("env", [])}
+            assert not env & {"JWT_PRIVATE_KEY", "JWT_PUBLIC_KEYS", "JWKS_URL"}, where
+            if doc["metadata"]["labels"].get("app.kubernetes.io/name") not in SERVICES:
+                continue
+            mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+            public = mounts[str(Path(public_file).parent)]
+            assert public["readOnly"] and volumes[public["name"]]["configMap"]["name"] == "jwt-public-keys", where
+            signing = [s for m in mounts.values() for s in _secrets_of(volumes[m["name"]])]
+            if name.startswith("polls"):
+                file_env = {"name": "JWT_PRIVATE_KEY_FILE", "value": "/etc/polls-platform/jwt-signing/jwt_private.pem"}
+                assert file_env in container["env"] and signing == ["jwt-signing-key"], where
+            else:
+                assert not signing, f"{where}: only the issuer holds the signing key"
+
+
+def checkov_python() -> Path:
+    """The checkov tool virtualenv (requirements/checkov.txt), created on first use; its python.
+
+    Outside the tree (CI clones afresh; the tool does not change with the code), keyed by the
+    requirements file's hash: ``$CHECKOV_VENV`` or ``~/.cache/polls-platform/checkov-<hash>``.
+    """
+    requirements = REPO / "requirements" / "checkov.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    venv = Path(os.environ.get("CHECKOV_VENV") or cache / "polls-platform" / f"checkov-{digest}")
+    python, marker = venv / "bin" / "python", venv / ".installed"
+    if marker.is_file():
+        return python
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.is_file():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=120)
+            pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", str(requirements)]
+            installed = subprocess.run(pip, capture_output=True, text=True, timeout=900, check=False)
+            assert installed.returncode == 0, f"installing checkov failed:\n{installed.stdout}{installed.stderr}"
+            marker.write_text(digest + "\n")
+    return python
+
+
+@dataclass(frozen=True)
+class CheckovFinding:
+    check: str
+    resource: str  # checkov's id: Kind.namespace.name
+    file: str
+
+
+def checkov_findings(directory: Path) -> tuple[list[CheckovFinding], dict]:
+    """Every failed check of checkov's kubernetes framework on the YAML files in ``directory``; the summary."""
+    python = checkov_python()
+    result = run(
+        python, "-m", "checkov.main", "--framework", "kubernetes", "--directory", directory,
+        "--output", "json", "--quiet", "--compact", "--skip-download",
+        cwd=directory, timeout=300,
+    )  # fmt: skip
+    assert result.returncode in (0, 1) and result.stdout.strip(), result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    if "results" not in report:  # nothing to scan: checkov prints an empty summary
+        return [], report.get("summary", report)
+    failed = [
+        CheckovFinding(f["check_id"], f["resource"], Path(f["file_path"]).name)
+        for f in report["results"]["failed_checks"]
+    ]
+    return failed, report["summary"]
+
+
+def checkov_skips() -> list[dict]:
+    entries = yaml.safe_load((SECURITY / "checkov-skips.yaml").read_text())
+    for entry in entries:
+        assert set(entry) == {"check", "title", "resources", "reason"}, entry
+        assert re.fullmatch(r"CKV2?_K8S_\d+", entry["check"]) and entry["resources"], entry
+        assert len(entry["reason"].split()) >= 12, f"{entry['check']}: say why it does not apply"
+    assert len({e["check"] for e in entries}) == len(entries), "one entry per check id"
+    return entries
+
+
+def unreviewed_checkov(findings: list[CheckovFinding], skips: list[dict]) -> tuple[list[str], list[str]]:
+    """(findings no entry covers, entries that cover nothing)."""
+
+    def covers(entry: dict, finding: CheckovFinding) -> bool:
+        return entry["check"] == finding.check and any(
+            fnmatch.fnmatchcase(finding.resource, pattern) for pattern in entry["resources"]
+        )
+
+    used: set[str] = set()
+    unreviewed = set()
+    for finding in findings:
+        entry = next((e for e in skips if covers(e, finding)), None)
+        if entry is None:
+            unreviewed.add(f"{finding.file}: {finding.check} {finding.resource}")
+        else:
+            used.add(entry["check"])
+    return sorted(unreviewed), sorted(e["check"] for e in skips if e["check"] not in used)
+
+
+def test_scan_k8s_checkov_finds_nothing_unreviewed(tmp_path: Path) -> None:
+    for overlay in K8S_OVERLAYS:
+        (tmp_path / f"{overlay}.yaml").write_text(rendered_overlay(overlay))
+    findings, summary = checkov_findings(tmp_path)
+    assert summary["parsing_errors"] == 0 and summary["resource_count"] > 250, summary
+    assert {f.file for f in findings} == {f"{overlay}.yaml" for overlay in K8S_OVERLAYS}
+    unreviewed, unused = unreviewed_checkov(findings, checkov_skips())
+    assert not unreviewed, "fix these or review them in security/checkov-skips.yaml:\n" + "\n".join(unreviewed)
+    assert not unused, f"security/checkov-skips.yaml entries that match nothing (remove them): {unused}"
+
+
+def test_scan_k8s_checkov_reports_a_planted_finding(tmp_path: Path) -> None:
+    deployment = next(
+        d for d in overlay_objects("production") if d["kind"] == "Deployment" and d["metadata"]["name"] == "votes"
+    )
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["securityContext"] = {"privileged": True, "capabilities": {"add": ["NET_ADMIN"]}}
+    (tmp_path / "planted.yaml").write_text(yaml.safe_dump(deployment))
+    findings, _ = checkov_findings(tmp_path)
+    unreviewed, _ = unreviewed_checkov(findings, checkov_skips())
+    for check in ("CKV_K8S_16", "CKV_K8S_20", "CKV_K8S_22", "CKV_K8S_28"):  # privileged, escalation, rw root, caps
+        assert f"planted.yaml: {check} Deployment.polls.votes" in unreviewed, unreviewed
+    # An entry for a check nothing fails is reported as unused.
+    stale = {"check": "CKV_K8S_1", "title": "t", "resources": ["*"], "reason": "r"}
+    assert unreviewed_checkov(findings, [stale])[1] == ["CKV_K8S_1"]
 
 
 # --- Scanners: bandit ----------------------------------------------------------------------------
