@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 import threading
 import time
@@ -486,6 +487,28 @@ def wait_for(what: str, check: Callable[[], object], timeout: float = 30.0, inte
 def database_url(stack, env_name: str) -> str:  # noqa: ANN001 - a scripts.platform_stack.Stack
     """A stack's database URL (``POLLS_DATABASE_URL``...) in the form psycopg takes."""
     return stack.env[env_name].replace("postgres://", "postgresql://", 1)
+
+
+def publish(stack, envelopes: list[dict]) -> None:  # noqa: ANN001 - a scripts.platform_stack.Stack
+    """Put envelopes on the stack's bus (its broker, vhost and events namespace) like a producer."""
+    from kombu import Connection
+
+    from servicekit.events import bus
+
+    broker = stack.env["BROKER_URL"]
+    saved = os.environ.get("EVENTS_NAMESPACE")
+    os.environ["EVENTS_NAMESPACE"] = stack.env.get("EVENTS_NAMESPACE") or ""
+    try:
+        with Connection(broker, transport_options={"confirm_publish": True}) as conn:
+            producer = conn.Producer()
+            bus.declare_topology(producer.channel)
+            for envelope in envelopes:
+                bus.publish_batch(producer, envelope["type"], [json.dumps(envelope)])
+    finally:
+        if saved is None:
+            os.environ.pop("EVENTS_NAMESPACE", None)
+        else:
+            os.environ["EVENTS_NAMESPACE"] = saved
 
 
 def projection(stack, poll_ids) -> dict[str, str]:  # noqa: ANN001

@@ -39,6 +39,7 @@ from scripts.loadgen import (
     database_url,
     expected_ledger,
     projection,
+    publish,
     timed,
     wait_for,
 )
@@ -405,30 +406,6 @@ def test_state_change_with_its_gate_unreachable_is_a_503_that_changes_nothing(
 # --------------------------------------------------------------------------------------------------
 # clock skew
 # --------------------------------------------------------------------------------------------------
-
-
-def publish(stack: Stack, envelopes: list[dict]) -> None:
-    """Put envelopes on the stack's bus (its broker, vhost and events namespace) like a producer."""
-    import json
-
-    from kombu import Connection
-
-    from servicekit.events import bus
-
-    broker = stack.env["BROKER_URL"]
-    saved = os.environ.get("EVENTS_NAMESPACE")
-    os.environ["EVENTS_NAMESPACE"] = stack.env.get("EVENTS_NAMESPACE") or ""
-    try:
-        with Connection(broker, transport_options={"confirm_publish": True}) as conn:
-            producer = conn.Producer()
-            bus.declare_topology(producer.channel)
-            for envelope in envelopes:
-                bus.publish_batch(producer, envelope["type"], [json.dumps(envelope)])
-    finally:
-        if saved is None:
-            os.environ.pop("EVENTS_NAMESPACE", None)
-        else:
-            os.environ["EVENTS_NAMESPACE"] = saved
 
 
 def applied(stack: Stack, env_name: str, event_id: str) -> bool:
