@@ -32,7 +32,6 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from scripts.loadgen import Platform, database_url, publish, wait_for
 from scripts.platform_stack import Stack
 from servicekit import jwks
 from servicekit.testing import assert_unauthorized, make_token, token_claims
+from servicekit.testing_upstream import FakeUpstream
 from tests.bdd.helpers import ApiUser, minted_user
 
 pytestmark = pytest.mark.stack
@@ -282,38 +282,17 @@ def test_api6_one_person_gets_one_vote_even_with_twenty_concurrent_attempts(gate
 # --- API7: server side request forgery ---------------------------------------------------------------------
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        _Recorder.hits.append(self.path)
-        body = b'{"keys": []}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-
 def test_api7_key_urls_in_a_token_header_are_never_fetched(gateway, stack) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/jwks.json"
+    with FakeUpstream() as key_server:  # a real listener that records every request it gets
+        key_server.respond("/jwks.json", {"keys": []})
+        url = f"{key_server.url}/jwks.json"
         key = _private_key(stack)
         user = minted_user()
         for header in ({"jku": url}, {"x5u": url}):
             token = make_token(token_claims(user, f"u{user}"), headers=header, private_key=key)
             for path in ("/api/v2/auth/me/", "/api/v2/votes/", "/api/v2/choices/?mine=1"):
                 assert_unauthorized(gateway.get(path, headers=bearer(token)), f"{header} at {path}")
-        assert _Recorder.hits == [], f"the platform fetched {_Recorder.hits}"
-    finally:
-        server.shutdown()
-        server.server_close()
+        assert key_server.requests == [], f"the platform fetched {[r.path for r in key_server.requests]}"
 
 
 # --- API8: security misconfiguration -----------------------------------------------------------------------
