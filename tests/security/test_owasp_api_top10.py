@@ -44,7 +44,7 @@ from scripts.platform_stack import Stack
 from servicekit import jwks
 from servicekit.testing import assert_unauthorized, make_token, token_claims
 from servicekit.testing_upstream import FakeUpstream
-from tests.bdd.helpers import ApiUser, minted_user
+from tests.bdd.helpers import PASSWORD, ApiUser, minted_user
 
 pytestmark = pytest.mark.stack
 
@@ -212,7 +212,7 @@ def test_api3_account_answers_expose_no_secret_property(gateway) -> None:
     assert not {"password", "is_superuser", "is_staff", "last_login"} & set(me), me
     sneaky = gateway.post(
         "/api/v2/auth/register/",
-        json={"username": f"api3{uuid.uuid4().hex[:8]}", "password": "a long password 42", "roles": ["operator"]},
+        json={"username": f"api3{uuid.uuid4().hex[:8]}", "password": PASSWORD, "roles": ["operator"]},
     )
     assert is_problem(sneaky, 400), sneaky.text
 
