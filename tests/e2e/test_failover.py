@@ -28,12 +28,11 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-# tests.conftest first: scripts.loadgen puts servicekit/ (which has a `tests` package too) first on sys.path.
-from tests.conftest import NAMESPACE, PORT_OFFSET, stack_environment
-
-# isort: split
-from scripts.loadgen import Platform, Poll, answer_status, projection, timed, wait_for
+from scripts.loadgen import Platform, Poll, answer_status, projection, stack_harness, timed, wait_for
 from scripts.platform_stack import REPO, SERVICES, Stack, prepare
+
+harness = stack_harness()
+NAMESPACE, PORT_OFFSET, stack_environment = harness.NAMESPACE, harness.PORT_OFFSET, harness.stack_environment
 
 SUFFIX = f"_{NAMESPACE}" if NAMESPACE else ""
 VOTE_THREADS = 4

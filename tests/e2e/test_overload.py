@@ -18,30 +18,19 @@ Bounded: at most ``MAX_VOTES`` vote requests within ``LOAD_SECONDS``, all on 127
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import threading
 import time
 import zlib
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
 import pytest
 import requests
 
-from scripts.loadgen import Platform, wait_for
+from scripts.loadgen import Platform, stack_harness, wait_for
 from scripts.platform_stack import Stack
 
-
-def _harness():  # noqa: ANN202
-    """tests/conftest.py as a module (``tests.conftest`` can resolve to servicekit's own tests package)."""
-    spec = importlib.util.spec_from_file_location("stack_harness", Path(__file__).parents[1] / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _harness()
+harness = stack_harness()
 NAMESPACE, REPO = harness.NAMESPACE, harness.REPO
 stack_environment, test_stack_ports = harness.stack_environment, harness.test_stack_ports
 
