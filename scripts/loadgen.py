@@ -30,6 +30,21 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def stack_harness():  # noqa: ANN201 -- tests/conftest.py, whose types live there
+    """tests/conftest.py loaded as a module of its own, for tests that start stacks of their own.
+
+    ``from tests.conftest import ...`` can resolve to servicekit's ``tests`` package (this module puts
+    servicekit/ on sys.path), so the file is loaded by location."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stack_harness", REPO / "tests" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 if str(REPO / "servicekit") not in sys.path:
     sys.path.insert(0, str(REPO / "servicekit"))
 

@@ -45,6 +45,7 @@ class TokenPair:
     access: str
     refresh: str
     expires_in: int
+    user: AbstractBaseUser | None = None  # whom it was issued to (for the audit trail), never rendered
 
 
 def user_register(*, username: str, password: str, email: str = "") -> AbstractBaseUser:
@@ -84,7 +85,7 @@ def token_pair_issue(*, user: AbstractBaseUser) -> TokenPair:
         created_at=datetime.fromtimestamp(refresh.issued_at, tz=UTC),
         expires_at=datetime.fromtimestamp(refresh.expires_at, tz=UTC),
     )
-    return TokenPair(access=access.token, refresh=refresh.token, expires_in=tokens.access_lifetime())
+    return TokenPair(access=access.token, refresh=refresh.token, expires_in=tokens.access_lifetime(), user=user)
 
 
 def token_obtain(*, username: str, password: str) -> TokenPair:
@@ -108,31 +109,59 @@ def _locked_outstanding(claims: dict) -> OutstandingToken:
     return outstanding
 
 
+class RefreshTokenReused(InvalidToken):
+    """A refresh token presented again after rotation or logout; every refresh token of its user is revoked."""
+
+    def __init__(self, *, user: AbstractBaseUser, revoked: int):
+        super().__init__("The refresh token has been used or revoked.", reason="refresh_reused")
+        self.user = user
+        self.revoked = revoked
+
+
 def token_refresh(*, refresh: str) -> TokenPair:
-    """Rotate: blacklist ``refresh`` and issue a new pair, atomically; 401 if it was used or revoked."""
+    """Rotate: blacklist ``refresh`` and issue a new pair, atomically; 401 if it was used or revoked.
+
+    A token that was already rotated or revoked is a stolen copy or a replaying client: whoever holds the
+    tokens issued since is not to be trusted either, so the user's whole token family -- every refresh
+    token still outstanding, the rotated-in one included -- is revoked (``RefreshTokenReused``).
+    """
     claims = verify_token(refresh, token_type="refresh")
     try:
         with transaction.atomic():
             outstanding = _locked_outstanding(claims)
-            if BlacklistedToken.objects.filter(token=outstanding).exists():
-                REFRESH_REUSE.labels("polls").inc()
-                record_auth_failure("refresh_reused")
-                raise InvalidToken("The refresh token has been used or revoked.", reason="refresh_reused")
-            BlacklistedToken.objects.create(token=outstanding)
-            user = selectors.user_get_active(user_id=int(claims["sub"]))
-            if user is None:
-                raise InvalidToken("The account is disabled.")
-            return token_pair_issue(user=user)
+            reused = BlacklistedToken.objects.filter(token=outstanding).exists()
+            if not reused:
+                BlacklistedToken.objects.create(token=outstanding)
+                user = selectors.user_get_active(user_id=int(claims["sub"]))
+                if user is None:
+                    raise InvalidToken("The account is disabled.")
+                return token_pair_issue(user=user)
     except IntegrityError as exc:  # lost a race the row lock did not cover (e.g. SQLite)
         raise InvalidToken("The refresh token has been used or revoked.") from exc
+    # Outside the rotation's transaction: the revocation commits although the request fails.
+    REFRESH_REUSE.labels("polls").inc()
+    record_auth_failure("refresh_reused")
+    revoked = token_family_revoke(user_id=outstanding.user_id)
+    raise RefreshTokenReused(user=outstanding.user, revoked=revoked)
 
 
-def token_revoke(*, refresh: str) -> None:
-    """Log out: blacklist ``refresh`` (idempotent). Access tokens stay valid until they expire."""
+def token_family_revoke(*, user_id: int) -> int:
+    """Blacklist every unexpired refresh token of ``user_id`` not yet revoked; how many were revoked."""
+    live = list(
+        OutstandingToken.objects.filter(user_id=user_id, expires_at__gt=timezone.now(), blacklistedtoken__isnull=True)
+    )
+    # A concurrent revocation may blacklist some of them first: the one-to-one constraint absorbs it.
+    BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in live], ignore_conflicts=True)
+    return len(live)
+
+
+def token_revoke(*, refresh: str) -> AbstractBaseUser:
+    """Log out: blacklist ``refresh`` (idempotent); its user. Access tokens stay valid until they expire."""
     claims = verify_token(refresh, token_type="refresh")
     with transaction.atomic():
         outstanding = _locked_outstanding(claims)
         BlacklistedToken.objects.get_or_create(token=outstanding)
+    return outstanding.user
 
 
 def token_flush_expired() -> int:

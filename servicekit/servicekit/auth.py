@@ -53,7 +53,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from servicekit import jwks
+from servicekit import detection, jwks
 from servicekit.conf import servicekit_settings
 from servicekit.logging import bind_user
 from servicekit.principal import ROLE_OPERATOR, ROLE_USER, Principal
@@ -447,10 +447,11 @@ class JWTAuthentication(BaseAuthentication):
             claims = verify_token(credential, token_type="access")
             principal = principal_from_claims(claims)
             bind_user(principal.id)  # this request's log lines carry user.id from here on
-            return principal, claims
         except InvalidToken as exc:  # counted only when refused: nothing is added to an accepted request
             record_auth_failure(exc.reason)
             raise
+        detection.check_user_block(principal.id)  # a 403 burst (object enumeration) blocks the user for a while
+        return principal, claims
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
