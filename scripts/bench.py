@@ -865,7 +865,7 @@ def main(argv: list[str] | None = None) -> int:
             run("results GET", "results")
             run("healthz (after)", "healthz")
             edge = _bench_module("edge_runs")  # results with and without the gateway's micro-cache
-            figures.update(edge.measure(wrk=wrk, gateway=gateway, env=platform_env, connections=CONNECTIONS, log=log))
+            figures.update(edge.measure(wrk=wrk, platform=platform, out=out, connections=CONNECTIONS, log=log))
             if OVERLOAD and "accepted" in figures.get("votes POST", {}):
                 overload = _bench_module("overload")  # votes at 4x the saturating connections
                 access_log = stack.logs_dir / "gateway.log" if stack else os.environ.get("BENCH_GATEWAY_ACCESS_LOG")

@@ -130,6 +130,12 @@ class Platform:
             polls.append(Poll(poll["id"], ids))
         return polls
 
+    def close_polls(self, polls: list[Poll]) -> None:
+        """Close the owner's ``polls`` (their results are final from the close's 200 on)."""
+        owner = self.token(self.owner_id)
+        for poll in polls:
+            self._call("POST", f"/api/v1/polls/{poll.id}/close/", token=owner, body={})
+
     def create_draft(self, *, choices: int = 2, prefix: str = "Draft", owner: str | None = None) -> Poll:
         """A draft poll of the owner with ``choices`` choices (not opened)."""
         owner = owner or self.token(self.owner_id)

@@ -20,7 +20,7 @@ PY="$REPO/.venv/bin/python"
 SERVICES=(polls_service choice_service vote_service)
 DELIVERY_TESTS=tests/ops/test_delivery.py  # run with the unit suites (no stack needed)
 # Tests that start stacks of their own: run beside the session-stack suite (its second lane).
-OWN_STACK_TESTS=(tests/chaos tests/e2e/test_platform.py::test_embedded_defaults_come_up_and_down_leaves_nothing tests/e2e/test_failover.py)
+OWN_STACK_TESTS=(tests/chaos tests/e2e/test_platform.py::test_embedded_defaults_come_up_and_down_leaves_nothing tests/e2e/test_failover.py tests/e2e/test_overload.py)
 STAGES=("$@")
 [[ ${#STAGES[@]} -eq 0 ]] && STAGES=(lint migrations units stack)
 

@@ -1,16 +1,17 @@
 """The edge-cache runs of ``make bench``: results reads with and without the gateway's micro-cache.
 
 ``scripts/bench.py`` calls ``measure`` after its results run, with its own ``wrk`` function and the
-polls file of the vote runs::
+platform it voted on::
 
-    figures.update(edge_runs.measure(wrk=wrk, gateway=gateway, env=platform_env, connections=64, log=log))
+    figures.update(edge_runs.measure(wrk=wrk, platform=platform, out=out, connections=64, log=log))
 
 Three runs of the same length: the gateway's own ``/healthz`` (nginx answering alone: the ceiling),
-``GET /api/v1/results/{poll}/`` with a distinct query string per request (never in the cache: every read
-reaches vote_service), and the same reads as a client sends them (anonymous: served from the
-micro-cache, vote_service asked about once per poll per second). Printed: both rates and latencies, and
-cached reads/s ÷ gateway healthz/s (target >= 0.9: a cached read costs about what nginx's own answer
-does). The bench stack runs with ``GATEWAY_EDGE_LIMITS=off``, so the edge limiter is not what is measured.
+``GET /api/v1/results/{poll}/`` of open polls (``public, no-cache``: never kept at the edge, every read
+reaches vote_service, as it must for a vote to show at once), and the same reads of closed polls
+(``immutable``: served from the micro-cache; ``measure`` creates and closes a few polls for it). Printed:
+both rates and latencies, and cached reads/s ÷ gateway healthz/s (target >= 0.9: a cached read costs
+about what nginx's own answer does). The bench stack runs with ``GATEWAY_EDGE_LIMITS=off``, so the edge
+limiter is not what is measured.
 
 ``BENCH_ONLY=edge scripts/bench.sh`` runs only these (the bench stack, a few polls, the three runs).
 """
@@ -19,18 +20,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 TARGET_RATIO = 0.9
+CLOSED_POLLS = 5
 RESULTS_LUA = Path(__file__).resolve().parent / "results.lua"
 
 
-def measure(*, wrk: Callable[..., dict], gateway: str, env: dict, connections: int, log: Callable) -> dict:
-    """The three runs by name (wrk's figures each; the cached run also carries ``vs_gateway_healthz``)."""
+def measure(*, wrk: Callable[..., dict], platform: Any, out: Path, connections: int, log: Callable) -> dict:
+    """The three runs by name (wrk's figures each; the cached run also carries ``vs_gateway_healthz``).
+    ``platform`` is a ``scripts.loadgen.Platform`` whose polls file (``out/polls.txt``) lists open polls."""
+    gateway = platform.gateway_url
+    closed = platform.create_polls(CLOSED_POLLS, choices=4, prefix="Bench edge, closed")
+    platform.wait_warm(closed)
+    platform.close_polls(closed)
+    (out / "closed-polls.txt").write_text("\n".join(p.id for p in closed) + "\n")
     figures = {}
+    results = f"{gateway}/api/v1/results/"
     runs = [
         ("gateway healthz", f"{gateway}/healthz", None, {}),
-        ("results GET, no edge cache", f"{gateway}/api/v1/results/", RESULTS_LUA, {**env, "BENCH_CACHE_BUST": "1"}),
-        ("results GET, edge cache", f"{gateway}/api/v1/results/", RESULTS_LUA, env),
+        ("results GET, no edge cache", results, RESULTS_LUA, {"BENCH_POLLS": str(out / "polls.txt")}),  # open polls
+        ("results GET, edge cache", results, RESULTS_LUA, {"BENCH_POLLS": str(out / "closed-polls.txt")}),
     ]
     for name, url, script, run_env in runs:
         try:
@@ -67,8 +77,7 @@ def run_alone(*, start_stack: Callable, wrk: Callable[..., dict], connections: i
         created = platform.create_polls(polls, choices=4, prefix="Bench edge")
         platform.wait_warm(created)
         (out / "polls.txt").write_text("\n".join(p.id for p in created) + "\n")
-        log(f"edge runs on {polls} polls, c={connections}:")
-        env = {"BENCH_POLLS": str(out / "polls.txt")}
-        return measure(wrk=wrk, gateway=stack.gateway_url, env=env, connections=connections, log=log)
+        log(f"edge runs on {polls} open and {CLOSED_POLLS} closed polls, c={connections}:")
+        return measure(wrk=wrk, platform=platform, out=out, connections=connections, log=log)
     finally:
         stack.stop()

@@ -6,15 +6,21 @@ A view whose successful ``GET``/``HEAD`` answers are the same for every anonymou
     from servicekit.caching import PUBLIC_IMMUTABLE, PublicReadMixin
 
     class ResultsView(PublicReadMixin, VersionedAPIView):
+        read_cache_control = PUBLIC_REVALIDATE  # a vote must show in the next read
         def get(self, request, poll_id):
             ...
             if poll.status == "closed":
                 self.read_cache_control = PUBLIC_IMMUTABLE  # a closed poll's results never change
             ...
 
-    GET /api/v2/results/<id>/                        -> Cache-Control: public, max-age=1
+    GET /api/v2/polls/<id>/                          -> Cache-Control: public, max-age=1
+    GET /api/v2/results/<open id>/                   -> Cache-Control: public, no-cache
     GET /api/v2/results/<closed id>/                 -> Cache-Control: public, max-age=86400, immutable
     GET /api/v2/results/<id>/ Authorization: Bearer  -> Cache-Control: private, no-cache
+
+``public, no-cache`` lets a client keep the answer but not use it without asking again (its ``ETag``
+makes that a 304), and the gateway's micro-cache does not store it: an open poll's results count a vote
+in the very next read, whoever reads them.
 
 An answer to a caller with credentials (an ``Authorization`` header or a session cookie) may depend on
 who asks (drafts, v3 action links), so it is ``private, no-cache``: neither the gateway's micro-cache nor
@@ -32,6 +38,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_vary_headers
 
 PUBLIC_SHORT = "public, max-age=1"
+PUBLIC_REVALIDATE = "public, no-cache"
 PUBLIC_IMMUTABLE = "public, max-age=86400, immutable"
 PRIVATE = "private, no-cache"
 CACHEABLE_STATUSES = (200, 304)

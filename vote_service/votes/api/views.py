@@ -14,7 +14,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from servicekit.api import UUID_PATTERN, VersionedAPIView, VersionedGenericViewSet
-from servicekit.caching import PUBLIC_IMMUTABLE, PublicReadMixin
+from servicekit.caching import PUBLIC_IMMUTABLE, PUBLIC_REVALIDATE, PublicReadMixin
 from servicekit.permissions import IsAuthenticated
 from servicekit.ratelimit import rate_limited
 from votes import results, selectors, services
@@ -95,6 +95,7 @@ class ResultsView(PublicReadMixin, VersionedAPIView):
     permission_classes = [AllowAny]
     serializer_classes = {"v1": ResultsSerializer, "v3": ResultsHALSerializer}
     error_statuses = {"get": (503,)}
+    read_cache_control = PUBLIC_REVALIDATE  # a vote shows in the very next read of an open poll's results
 
     @extend_schema(
         summary="Results of a poll",
