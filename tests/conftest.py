@@ -25,6 +25,7 @@ Fixtures for other suites (contract, e2e, browser, chaos tests):
 from __future__ import annotations
 
 import os
+import re
 import sys
 import zlib
 from collections.abc import Iterator
@@ -217,6 +218,26 @@ def https_gateway(stack: Stack, dev_ca: Path) -> Iterator[GatewaySession]:
 @pytest.fixture(scope="session")
 def operator_credentials(stack: Stack) -> tuple[str, str]:
     return OPERATOR
+
+
+@pytest.fixture
+def operator_admin(stack: Stack, operator_credentials: tuple[str, str]) -> Iterator[requests.Session]:
+    """A browser-like session logged in to the polls admin as the stack's operator."""
+    session = requests.Session()
+    login_url = f"{stack.gateway_url}/admin/polls/login/"
+    page = session.get(login_url, timeout=15)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    username, password = operator_credentials
+    response = session.post(
+        login_url,
+        data={"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/admin/polls/"},
+        headers={"Origin": stack.gateway_url, "Referer": login_url},
+        allow_redirects=False,
+        timeout=15,
+    )
+    assert response.status_code == 302, response.text[:500]
+    yield session
+    session.close()
 
 
 __all__ = ["SERVICES", "Stack", "stack_environment", "test_stack_ports"]

@@ -1,7 +1,9 @@
 """Models of the ``servicekit`` app, migrated into every service's own database.
 
 The event tables live in ``servicekit.events.models``; they are imported here so Django finds them.
-``AuditEntry`` is the append-only security audit log (written by ``servicekit.audit.record``).
+``AuditEntry`` is the append-only security audit log (written by ``servicekit.audit.record``);
+``SessionRevocation`` the per-user session generation every service checks tokens against
+(``servicekit.sessions``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from django.utils import timezone
 
 from servicekit.events.models import DeadLetter, InboxEvent, OutboxEvent
 
-__all__ = ["OutboxEvent", "InboxEvent", "DeadLetter", "AuditEntry", "AppendOnlyError"]
+__all__ = ["OutboxEvent", "InboxEvent", "DeadLetter", "AuditEntry", "AppendOnlyError", "SessionRevocation"]
 
 
 class AppendOnlyError(RuntimeError):
@@ -74,3 +76,23 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("audit entries are removed only by the retention purge")
+
+
+class SessionRevocation(models.Model):
+    """A user whose sessions were revoked: tokens of an older session generation (``sgen``) are refused.
+
+    The issuer (polls_service) increments ``generation`` when it revokes; the other services hold a copy
+    from the ``user.sessions_revoked`` event, applied only when newer (versions, not clocks).
+    ``revoked_at`` is when *this* service learnt of it, on its own clock: only rows younger than an access
+    token's lifetime can still refuse one, so that is all a process keeps in memory.
+    """
+
+    user_id = models.BigIntegerField(primary_key=True)
+    generation = models.PositiveIntegerField()
+    revoked_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = "servicekit_session_revocation"
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}: sessions before generation {self.generation} revoked"

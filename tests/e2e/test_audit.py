@@ -13,10 +13,8 @@ until the rule blocks the account. The attack uses an account of its own, so no 
 
 from __future__ import annotations
 
-import re
 import uuid
 
-import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -41,26 +39,6 @@ def _threats(stack, kind: str) -> float:
         for sample in family.samples
         if sample.name == "security_threats_detected_total" and sample.labels.get("kind") == kind
     )
-
-
-@pytest.fixture
-def operator_admin(stack, operator_credentials) -> requests.Session:
-    """A browser-like session logged in to the polls admin as the stack's operator."""
-    session = requests.Session()
-    login_url = f"{stack.gateway_url}/admin/polls/login/"
-    page = session.get(login_url, timeout=15)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    username, password = operator_credentials
-    response = session.post(
-        login_url,
-        data={"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/admin/polls/"},
-        headers={"Origin": stack.gateway_url, "Referer": login_url},
-        allow_redirects=False,
-        timeout=15,
-    )
-    assert response.status_code == 302, response.text[:500]
-    yield session
-    session.close()
 
 
 def _audit_rows(stack, admin: requests.Session, *, event: str, search: str) -> str:

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 
 from accounts import services
 from accounts.api.serializers import (
+    PasswordChangeSerializer,
     RefreshSerializer,
     RegisterSerializer,
     TokenObtainSerializer,
@@ -44,6 +45,8 @@ def _auth_links(version: str) -> dict[str, Any]:
         "me": link(f"{base}/me/"),
         "refresh": action(f"{base}/token/refresh/", "POST"),
         "logout": action(f"{base}/logout/", "POST"),
+        "logout-everywhere": action(f"{base}/logout/all/", "POST"),
+        "password": action(f"{base}/password/", "POST"),
     }
 
 
@@ -150,6 +153,41 @@ class LogoutView(CredentialView):
         user = services.token_revoke(refresh=serializer.validated_data["refresh"])
         audit.record("auth.logout", request=request, actor=user, outcome=audit.SUCCESS)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutEverywhereView(VersionedAPIView):
+    """Ends every session of the caller: refresh tokens revoked, access tokens refused by every service."""
+
+    permission_classes = [IsAuthenticated]
+    error_statuses = {"post": (401,)}
+
+    @extend_schema(request=None, responses={204: None}, summary="Log out everywhere (every session of the caller)")
+    def post(self, request: Request, version: str) -> Response:
+        services.logout_everywhere(user_id=request.user.id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeView(VersionedAPIView):
+    """A new password ends every session (all services); the answer is a new token pair for this client."""
+
+    permission_classes = [IsAuthenticated]
+    error_statuses = {"post": (401,)}
+
+    @extend_schema(
+        request=PasswordChangeSerializer,
+        responses={200: TokenPairSerializer},
+        summary="Change the password (ends every other session)",
+    )
+    def post(self, request: Request, version: str) -> Response:
+        serializer = PasswordChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            pair = services.password_change(user_id=request.user.id, **serializer.validated_data)
+        except services.InvalidCredentials:
+            audit.record("auth.password_change", request=request, actor=request.user, outcome=audit.FAILURE)
+            raise
+        audit.record("auth.password_change", request=request, actor=pair.user, outcome=audit.SUCCESS)
+        return Response(_pair_body(request, pair))
 
 
 class MeView(VersionedAPIView):
