@@ -15,6 +15,7 @@ writes everything to ``RUN_DIR/bench/results.json``.
 
     scripts/bench.py                    # the whole benchmark (scripts/bench.sh starts the servers first)
     scripts/bench.py --baseline-only    # only the baseline (also BENCH_ONLY=baseline): no platform needed
+    BENCH_ONLY=edge scripts/bench.py    # only the edge-cache runs (scripts/bench/edge_runs.py)
 
 Knobs: BENCH_DURATION (s per run, default 10), BENCH_CONNECTIONS (64), BENCH_LOW_CONNECTIONS (8),
 BENCH_THREADS (2), BENCH_POLLS (20), BENCH_ROUNDS (1; 2 alternates the pairs twice and averages),
@@ -66,6 +67,9 @@ ISSUER, AUDIENCE = "polls-platform", "polls-platform-api"  # what the platform's
 LUA = REPO / "scripts" / "bench"
 
 TARGET_RATIO, TARGET_P99_MS, TARGET_VISIBLE_S = 0.5, 50.0, 2.0
+# The overload run (scripts/bench/overload.py, issue 11): BENCH_OVERLOAD=0 skips it; its votes need tokens too.
+OVERLOAD = os.environ.get("BENCH_OVERLOAD", "1") != "0"
+OVERLOAD_RATE = int(os.environ.get("BENCH_OVERLOAD_RATE", "1500")) if OVERLOAD else 0  # requests/s incl. shed
 
 
 def log(message: str) -> None:
@@ -435,6 +439,14 @@ def _group_alive(pgid: int) -> bool:
 # --------------------------------------------------------------------------------------------------
 
 
+BENCH_RATE_LIMIT_VARIABLES = (
+    "VOTE_RATE_PER_USER",
+    "POLL_WRITE_RATE_PER_USER",
+    "CHOICE_WRITE_RATE_PER_USER",
+    "TOKEN_REFRESH_RATE_PER_IP",
+)
+
+
 def start_stack():
     from scripts.platform_stack import Stack
 
@@ -456,6 +468,9 @@ def start_stack():
         "JWT_PUBLIC_KEYS_FILE": None,
         "DJANGO_SETTINGS_MODULE": None,
         "EVENTS_NAMESPACE": None,
+        "GATEWAY_EDGE_LIMITS": "off",  # measure the platform, not the edge limiter
+        # Token buckets stay on (their Redis call is part of a vote's cost) with budgets no bench user reaches.
+        **dict.fromkeys(BENCH_RATE_LIMIT_VARIABLES, "1000/s burst 10000"),
     }
     ports = {"polls": PORT_BASE + 1, "choices": PORT_BASE + 2, "votes": PORT_BASE + 3, "gateway": PORT_BASE + 80}
     Stack(run_dir, env=env, ports=ports, log=lambda m: None).stop()
@@ -633,9 +648,10 @@ def rounds_of(figures: dict, name: str) -> list[dict]:
 
 
 def summary_rows(figures: dict, visibility: dict | None) -> list[tuple[str, str, str, str]]:
-    def rate(name):  # mean over the rounds
+    def rate(name):  # mean over the rounds, of accepted answers only (load shedding answers 503s fast)
         runs = rounds_of(figures, name)
-        return sum(f["rps"] for f in runs) / len(runs) if runs else None
+        accepted = [f["rps"] * f.get("accepted", f["requests"]) / max(f["requests"], 1) for f in runs]
+        return sum(accepted) / len(runs) if runs else None
 
     def worst_p99(name):
         values = [f["p99_ms"] for f in rounds_of(figures, name) if f.get("p99_ms") is not None]
@@ -698,11 +714,24 @@ def measure_tracing_cost(votes: int = 1000) -> dict | None:
     return json.loads(lines[-1]) if result.returncode == 0 and lines else None
 
 
+def _bench_module(name: str):
+    """A module of scripts/bench/ (a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", LUA / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline-only", action="store_true", help="only the baseline (also BENCH_ONLY=baseline)")
     args = parser.parse_args(argv)
     baseline_only = args.baseline_only or os.environ.get("BENCH_ONLY", "") == "baseline"
+    if os.environ.get("BENCH_ONLY", "") == "edge":
+        edge = _bench_module("edge_runs")
+        figures = edge.run_alone(start_stack=start_stack, wrk=wrk, connections=CONNECTIONS, polls=POLLS, log=log)
+        print_runs(figures)
+        return 0 if all("error" not in f for f in figures.values()) else 1
     signal.signal(signal.SIGTERM, _on_sigterm)  # stop what we started on SIGTERM too (finally below)
 
     load_start = os.getloadavg()
@@ -744,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"creating {POLLS} polls and waiting for warm replicas ...")
                 polls = platform.create_polls(POLLS, choices=4, prefix="Bench")
                 platform.wait_warm(polls)
-                count = MAX_VOTE_RATE * DURATION * 2 * ROUNDS
+                count = MAX_VOTE_RATE * DURATION * 2 * ROUNDS + OVERLOAD_RATE * DURATION
                 first_user = 10_000_000 + int(time.time()) % 1_000_000 * 100
                 log(f"minting {count} platform user tokens ...")
                 chunks = [(str(run_dir), first_user + i, min(2000, count - i)) for i in range(0, count, 2000)]
@@ -835,6 +864,23 @@ def main(argv: list[str] | None = None) -> int:
             log(f"  in /results after {visibility['results_s']} s, in the tallies after {visibility['tallies_s']} s")
             run("results GET", "results")
             run("healthz (after)", "healthz")
+            edge = _bench_module("edge_runs")  # results with and without the gateway's micro-cache
+            figures.update(edge.measure(wrk=wrk, platform=platform, out=out, connections=CONNECTIONS, log=log))
+            if OVERLOAD and "accepted" in figures.get("votes POST", {}):
+                overload = _bench_module("overload")  # votes at 4x the saturating connections
+                access_log = stack.logs_dir / "gateway.log" if stack else os.environ.get("BENCH_GATEWAY_ACCESS_LOG")
+                figures.update(
+                    overload.measure(
+                        wrk=wrk,
+                        url=f"{gateway}/api/v1/votes/",
+                        env=platform_env,
+                        earlier=[f for name, f in figures.items() if name.startswith("votes POST")],
+                        access_log=Path(access_log) if access_log else None,
+                        duration=DURATION,
+                        offset=offsets["platform"],
+                        log=log,
+                    )
+                )
         window_s = time.monotonic() - window_t0
         cpu_after, window_busy_end = cpu_times(), machine_busy()
         children_cpu = os.times().children_user + os.times().children_system - children_before

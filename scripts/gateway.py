@@ -17,16 +17,24 @@ compose secrets or the k8s TLS Secret) the gateway also listens with TLS 1.3 onl
 "TLSv1.2 TLSv1.3"`` admits 1.2; 1.1 and older are never accepted), HTTP/2 offered by ALPN, HSTS on
 every HTTPS answer, and, with ``--https-redirect`` (k8s: on), a 308 from plain HTTP to HTTPS.
 
+Edge limits (``EdgeLimits``; the stack reads ``GATEWAY_EDGE_LIMITS`` and the budgets with
+``edge_limits_from_env``; ``--no-edge-limits`` here): leaky buckets per client address for auth, writes
+and reads, and a cap on its connections, answered with 429 by nginx. The micro-cache of public reads
+lives in ``CACHE_DIR`` (local: ``RUN_DIR/nginx/cache``).
+
 Stdlib only, so it runs before the virtualenv exists.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +45,9 @@ PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 # to the canary Deployment of the polls service; everything else goes to the stable one.
 K8S_CANARY_HTTP = """
     upstream polls_canary {
-        server polls-canary:8000 max_fails=3 fail_timeout=10s;
+        zone polls_canary 64k;
+        least_conn;
+        server polls-canary:8000 max_fails=2 fail_timeout=5s;
         keepalive 16;
     }
     map "$http_x_canary$cookie_canary" $polls_pool {
@@ -169,13 +179,102 @@ def tls_values(
     }
 
 
+# Passive health checks: two failed attempts (connection refused or reset, timeout, 502/504) within 5 s
+# take an instance out for 5 s; then one request probes it again.
+PASSIVE_HEALTH = "max_fails=2 fail_timeout=5s"
+
+
 def server_lines(servers: dict[str, int]) -> str:
-    """The ``server`` lines of one upstream: address -> weight (a lone server carries no weight)."""
+    """The ``server`` lines of one upstream: address -> weight (no weight when all weigh the same: replicas)."""
+    weighted = len(set(servers.values())) > 1
     lines = []
     for address, weight in servers.items():
-        share = f" weight={weight}" if len(servers) > 1 else ""
-        lines.append(f"        server {address}{share} max_fails=3 fail_timeout=10s;")
+        share = f" weight={weight}" if weighted else ""
+        lines.append(f"        server {address}{share} {PASSIVE_HEALTH};")
     return "\n".join(lines)
+
+
+# --- edge limits: leaky buckets per client address ----------------------------------------------------
+@dataclass(frozen=True)
+class Bucket:
+    """A leaky bucket: ``rate`` requests per second, the first ``burst`` above it answered at once (nodelay)."""
+
+    rate: int
+    burst: int
+
+    @classmethod
+    def parse(cls, text: str) -> Bucket:
+        """``"200/400"`` -> ``Bucket(200, 400)`` (rate per second / burst)."""
+        rate, _, burst = text.partition("/")
+        bucket = cls(int(rate), int(burst or 0))
+        if bucket.rate < 1 or bucket.burst < 0:
+            raise ValueError(f"an edge budget is RATE/BURST with RATE >= 1 and BURST >= 0, not {text!r}")
+        return bucket
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    """What one client address (the TCP peer, never X-Forwarded-For) may send through the gateway: a bucket
+    per path class (auth: ``/api/v*/auth/``; writes: any other POST/PUT/PATCH/DELETE; reads: GET/HEAD/OPTIONS)
+    and concurrent connections. Above them nginx answers 429 problem+json with Retry-After, no service
+    involved. These defaults are what ``make up`` and the containers run; tests/conftest.py gives the test
+    stack higher ones, scripts/bench.py turns them off (``GATEWAY_EDGE_LIMITS=off``)."""
+
+    reads: Bucket = field(default_factory=lambda: Bucket(200, 400))
+    writes: Bucket = field(default_factory=lambda: Bucket(100, 200))
+    auth: Bucket = field(default_factory=lambda: Bucket(10, 40))
+    connections: int = 256
+
+
+DEFAULT_EDGE_LIMITS = EdgeLimits()
+ON_OFF = {"on": True, "true": True, "1": True, "yes": True, "off": False, "false": False, "0": False, "no": False}
+
+
+def edge_limits_from_env(env: Mapping[str, str | None]) -> EdgeLimits | None:
+    """``GATEWAY_EDGE_LIMITS`` (on|off, default on) and the budgets ``GATEWAY_EDGE_READS``, ``_WRITES``,
+    ``_AUTH`` (``RATE/BURST``) and ``GATEWAY_EDGE_CONNECTIONS``; None when off."""
+    switch = (env.get("GATEWAY_EDGE_LIMITS") or "on").strip().lower()
+    if switch not in ON_OFF:
+        raise ValueError(f"GATEWAY_EDGE_LIMITS must be on or off, not {switch!r}")
+    if not ON_OFF[switch]:
+        return None
+    budgets = {
+        name: Bucket.parse(env[f"GATEWAY_EDGE_{name.upper()}"] or "")
+        for name in ("reads", "writes", "auth")
+        if env.get(f"GATEWAY_EDGE_{name.upper()}")
+    }
+    connections = int(env.get("GATEWAY_EDGE_CONNECTIONS") or DEFAULT_EDGE_LIMITS.connections)
+    return EdgeLimits(**budgets, connections=connections)
+
+
+EDGE_OFF = {
+    "EDGE_LIMIT_ZONES": "    # no edge limits: rendered with GATEWAY_EDGE_LIMITS=off",
+    "EDGE_LIMITS": "        # no edge limits: rendered with GATEWAY_EDGE_LIMITS=off",
+}
+
+
+def edge_values(limits: EdgeLimits | None) -> dict[str, str]:
+    """The edge-limit placeholders: the zones (http level) and the limits every location inherits (server)."""
+    if limits is None:
+        return dict(EDGE_OFF)
+    classes = ("auth", "write", "read")
+    zones = [
+        f'    map $edge_class $edge_{name}_key {{\n        {name} $binary_remote_addr;\n        default "";\n    }}'
+        for name in classes
+    ]
+    buckets = {"auth": limits.auth, "write": limits.writes, "read": limits.reads}
+    zones += [f"    limit_req_zone $edge_{n}_key zone=edge_{n}:10m rate={buckets[n].rate}r/s;" for n in classes]
+    zones.append("    limit_conn_zone $binary_remote_addr zone=edge_conn:10m;")
+    server = [f"        limit_req zone=edge_{n} burst={buckets[n].burst} nodelay;" for n in classes]
+    server.append(f"        limit_conn edge_conn {int(limits.connections)};")
+    return {"EDGE_LIMIT_ZONES": "\n".join(zones), "EDGE_LIMITS": "\n".join(server)}
+
+
+def local_user() -> str:
+    """The ``user`` line of a local rendering. nginx started as root runs its workers as ``nobody``, which
+    cannot enter a private RUN_DIR (a 0700 pytest tmp dir) to write the micro-cache and temp files: then
+    the workers run as root too. Started as anyone else, nginx keeps that user and the line stays a comment."""
+    return "user root;" if os.geteuid() == 0 else "# workers run as the user who started nginx"
 
 
 def local_values(
@@ -189,10 +288,13 @@ def local_values(
     weights: dict[str, dict[int, int]] | None = None,
     trace_sample_percent: float = DEFAULT_TRACE_SAMPLE_PERCENT,
     tls: dict | None = None,
+    edge_limits: EdgeLimits | None = DEFAULT_EDGE_LIMITS,
 ) -> dict:
     """``weights`` replaces a service's one upstream by several local ports with their weights, e.g.
-    ``{"votes": {8003: 90, 8013: 10}}`` (a canary taking a tenth of the votes). ``tls``: HTTPS as well,
-    ``{"port": 8443, "cert": ..., "key": ...}`` plus any of ``protocols``, ``hsts_max_age``, ``redirect``."""
+    ``{"votes": {8003: 90, 8013: 10}}`` (a canary taking a tenth of the votes) or ``{"votes": {8003: 1,
+    8023: 1}}`` (two replicas; the native stack passes every instance, ``specs.upstream_weights``).
+    ``tls``: HTTPS as well, ``{"port": 8443, "cert": ..., "key": ...}`` plus any of ``protocols``,
+    ``hsts_max_age``, ``redirect``. ``edge_limits``: the budgets per client address (None: no limits)."""
     prefix = Path(run_dir).resolve() / "nginx"
     ports = {"polls": polls, "choices": choices, "votes": votes}
     servers = {
@@ -200,12 +302,14 @@ def local_values(
         for name in ports
     }
     return {
+        "USER": local_user(),
         "WORKER_PROCESSES": "2",
         "PID_FILE": str(prefix / "nginx.pid"),
         "ERROR_LOG": "stderr",
         "ACCESS_LOG": "/dev/stdout",
         "MIME_TYPES": "/etc/nginx/mime.types",
         "TEMP_DIR": str(prefix / "temp"),
+        "CACHE_DIR": str(prefix / "cache"),
         "LISTEN": f"{host}:{port}",
         "POLLS_SERVERS": server_lines(servers["polls"]),
         "CHOICE_SERVERS": server_lines(servers["choices"]),
@@ -214,6 +318,7 @@ def local_values(
         "TRACE_SAMPLE_SPLIT": trace_sample_split(trace_sample_percent),
         "EXTRA_HTTP": "",
         "EXTRA_LOCATIONS": "",
+        **edge_values(edge_limits),
         **(local_tls_values(host=host, tls=tls) if tls else TLS_OFF),
     }
 
@@ -247,18 +352,21 @@ def container_values(
     trace_sample_percent: float = DEFAULT_TRACE_SAMPLE_PERCENT,
     tls_protocols: str = DEFAULT_TLS_PROTOCOLS,
     https_redirect: bool | None = None,
+    edge_limits: EdgeLimits | None = DEFAULT_EDGE_LIMITS,
 ) -> dict:
     """Compose or k8s: HTTP on 8080, HTTPS on 8443 (the certificate mounted, ``CONTAINER_CERTS``); the
     HTTP -> HTTPS redirect is on for k8s (its Service answers 443) unless ``https_redirect`` says otherwise."""
     cert, key = CONTAINER_CERTS[target]
     redirect = (target == "k8s") if https_redirect is None else https_redirect
     values = {
+        "USER": "# workers run as nginx's default user",
         "WORKER_PROCESSES": "auto",
         "PID_FILE": "/tmp/nginx.pid",
         "ERROR_LOG": "stderr",
         "ACCESS_LOG": "/dev/stdout",
         "MIME_TYPES": "/etc/nginx/mime.types",
         "TEMP_DIR": "/tmp",
+        "CACHE_DIR": "/tmp/nginx-cache",
         "LISTEN": "8080",
         "POLLS_SERVERS": server_lines({"polls:8000": 1}),
         "CHOICE_SERVERS": server_lines({"choices:8000": 1}),
@@ -267,6 +375,7 @@ def container_values(
         "TRACE_SAMPLE_SPLIT": trace_sample_split(trace_sample_percent),
         "EXTRA_HTTP": "",
         "EXTRA_LOCATIONS": "",
+        **edge_values(edge_limits),
         **tls_values(listen="8443", cert=cert, key=key, protocols=tls_protocols, redirect=redirect),
     }
     if target == "k8s":
@@ -291,10 +400,11 @@ def write_local(
     weights: dict[str, dict[int, int]] | None = None,
     trace_sample_percent: float = DEFAULT_TRACE_SAMPLE_PERCENT,
     tls: dict | None = None,
+    edge_limits: EdgeLimits | None = DEFAULT_EDGE_LIMITS,
 ) -> Path:
     """Render the local config to ``RUN_DIR/nginx/nginx.conf`` with its temp folders; return its path."""
     prefix = Path(run_dir).resolve() / "nginx"
-    for sub in ("temp/client_body", "temp/proxy", "temp/fastcgi", "temp/uwsgi", "temp/scgi", "logs"):
+    for sub in ("temp/client_body", "temp/proxy", "temp/fastcgi", "temp/uwsgi", "temp/scgi", "cache", "logs"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
     conf.write_text(
@@ -309,6 +419,7 @@ def write_local(
                 weights=weights,
                 trace_sample_percent=trace_sample_percent,
                 tls=tls,
+                edge_limits=edge_limits,
             )
         )
     )
@@ -360,7 +471,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="308 plain HTTP to HTTPS, probes excepted (default: on for k8s, off otherwise)",
     )
+    parser.add_argument(
+        "--edge-limits",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="rate and connection limits per client address (default on, the EdgeLimits defaults)",
+    )
     args = parser.parse_args(argv)
+    edge_limits = DEFAULT_EDGE_LIMITS if args.edge_limits else None
     percent = args.trace_sample_percent
     tls = None
     if args.target == "local" and args.tls_port:
@@ -382,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             votes=args.votes,
             trace_sample_percent=percent,
             tls=tls,
+            edge_limits=edge_limits,
         )
         print(conf)
         if args.check:
@@ -389,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(result.stderr)
             return result.returncode
         return 0
-    options = {"tls_protocols": args.tls_protocols, "https_redirect": args.https_redirect}
+    options = {"tls_protocols": args.tls_protocols, "https_redirect": args.https_redirect, "edge_limits": edge_limits}
     if args.target == "k8s":
         text = render_k8s(trace_sample_percent=percent, **options)
     else:

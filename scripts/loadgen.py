@@ -30,6 +30,21 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def stack_harness():  # noqa: ANN201 -- tests/conftest.py, whose types live there
+    """tests/conftest.py loaded as a module of its own, for tests that start stacks of their own.
+
+    ``from tests.conftest import ...`` can resolve to servicekit's ``tests`` package (this module puts
+    servicekit/ on sys.path), so the file is loaded by location."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stack_harness", REPO / "tests" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 if str(REPO / "servicekit") not in sys.path:
     sys.path.insert(0, str(REPO / "servicekit"))
 
@@ -114,6 +129,12 @@ class Platform:
             self._call("POST", f"/api/v1/polls/{poll['id']}/open/", token=owner, body={})
             polls.append(Poll(poll["id"], ids))
         return polls
+
+    def close_polls(self, polls: list[Poll]) -> None:
+        """Close the owner's ``polls`` (their results are final from the close's 200 on)."""
+        owner = self.token(self.owner_id)
+        for poll in polls:
+            self._call("POST", f"/api/v1/polls/{poll.id}/close/", token=owner, body={})
 
     def create_draft(self, *, choices: int = 2, prefix: str = "Draft", owner: str | None = None) -> Poll:
         """A draft poll of the owner with ``choices`` choices (not opened)."""

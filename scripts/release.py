@@ -216,8 +216,12 @@ def reload_gateway(stack: Stack, weights: dict[str, dict[int, int]] | None) -> N
 
 
 def restart_stable(stack: Stack, service: str) -> None:
-    """Restart the service's own web instance (it carries no traffic now) and wait until it answers."""
-    name = f"{service}.web"
+    """Restart the service's own web instances (they carry no traffic now) and wait until each answers."""
+    for instance, name in enumerate(stack.web_instances(service), start=1):
+        restart_instance(stack, name, stack.service_url(service, instance))
+
+
+def restart_instance(stack: Stack, name: str, url: str) -> None:
     if name in stack.processes:  # this process owns the stack (the test session)
         stack.restart(name)
         return
@@ -228,7 +232,7 @@ def restart_stable(stack: Stack, service: str) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         current = stack.recorded_processes().get(name)
-        if current and current.pid != recorded.pid and http_status(f"{stack.service_url(service)}/healthz") == 200:
+        if current and current.pid != recorded.pid and http_status(f"{url}/healthz") == 200:
             return
         if not stack.supervisor_alive() and not group_members(recorded.pid):
             stack.processes[name] = stack.launch(stack._specs[name])
@@ -244,7 +248,7 @@ def attach(run_dir: Path) -> Stack:
     state = Stack(run_dir, log=lambda m: None).read_state()
     if not state.get("processes"):
         raise StackError(f"no running stack in {run_dir} (make up first)")
-    stack = Stack(run_dir, ports=state["ports"], log=lambda m: None)
+    stack = Stack(run_dir, ports=state["ports"], replicas=state.get("replicas"), log=lambda m: None)
     stack._specs = stack.specs()
     return stack
 

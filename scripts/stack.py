@@ -13,11 +13,14 @@ servicekit; a hash of the requirement files avoids reinstalling), generates dev 
 PostgreSQL/Redis/RabbitMQ when a configured URL points at this machine, checks that each service's
 database, cache and broker answer (one clear line naming the first that does not, exit 1), migrates
 every service's own database, collects static files, runs ``ensure_operator`` when a service has it,
-then starts per service a web server (granian, ``servicekit.server``), a Celery worker and a Celery
-beat, plus the Nginx gateway, waits until every ``/healthz`` answers and prints the chosen backends
-and the URLs.
+then starts per service its web instances (granian, ``servicekit.server``; two for ``up``, set with
+``SERVICE_REPLICAS`` or per service ``POLLS_REPLICAS`` / ``CHOICE_REPLICAS`` / ``VOTE_REPLICAS``), a
+Celery worker and a Celery beat, plus the Nginx gateway balancing over the instances, waits until every
+``/healthz`` answers and prints the chosen backends and the URLs. The foreground ``up`` starts again
+any process that exits (a crashed or killed web instance included).
 
 Ports come from ``POLLS_PORT`` / ``CHOICE_PORT`` / ``VOTE_PORT`` / ``GATEWAY_PORT`` (8001-8003, 8080);
+web instance n of a service listens on its port + 20·(n−1) (8001, 8021, ...);
 the state lives in ``RUN_DIR`` (default ``<repo>/.run``): ``stack.json`` (PIDs), ``logs/``, ``nginx/``.
 
 The code is the package ``scripts/platform_stack/`` (its docstring lists the parts); tests and scripts

@@ -18,9 +18,10 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 PY="$REPO/.venv/bin/python"
 SERVICES=(polls_service choice_service vote_service)
-DELIVERY_TESTS=tests/ops/test_delivery.py  # run with the unit suites (no stack needed)
+DELIVERY_TESTS=tests/ops/test_delivery.py  # offline (no stack needed): run in the own-stack lane, below
 # Tests that start stacks of their own: run beside the session-stack suite (its second lane).
-OWN_STACK_TESTS=(tests/chaos tests/e2e/test_platform.py::test_embedded_defaults_come_up_and_down_leaves_nothing)
+# The offline delivery checks (pipelines, scanners; no stack) run in this lane too: it is the shorter one.
+OWN_STACK_TESTS=(tests/chaos tests/e2e/test_platform.py::test_embedded_defaults_come_up_and_down_leaves_nothing tests/e2e/test_failover.py tests/e2e/test_overload.py "$DELIVERY_TESTS")
 STAGES=("$@")
 [[ ${#STAGES[@]} -eq 0 ]] && STAGES=(lint migrations units stack)
 
@@ -97,10 +98,8 @@ run_units() {
     unit_suite choice_service choice_service
     unit_suite vote_service vote_service
     [[ -d servicekit/tests ]] && unit_suite servicekit servicekit tests
-    # The offline delivery checks (pipelines, scanners) need no stack: they run here, not in the stack stage.
-    unit_suite delivery . -c tests/pytest.ini "$DELIVERY_TESTS"
     wait "$lane"
-    for name in "${SERVICES[@]}" servicekit delivery; do
+    for name in "${SERVICES[@]}" servicekit; do
         [[ -f .run/units-$name.log ]] || continue
         stage "$name suite"
         cat ".run/units-$name.log"

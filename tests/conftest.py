@@ -7,7 +7,8 @@ Redis DB 9 and the RabbitMQ vhost ``polls_test``; so ``make test`` runs while ``
 stops every process at the end of the session and fails the session if anything is left behind.
 
 ``TEST_NAMESPACE=<name>`` gives a concurrent run its own databases, run folder, Redis DB and vhost;
-``TEST_STACK_PORT_OFFSET=<n>`` shifts its ports.
+``TEST_STACK_PORT_OFFSET=<n>`` shifts its ports. The session stack runs one web instance per service
+(CI time); ``TEST_SERVICE_REPLICAS=2`` runs the suite against two behind the gateway (ports + 20).
 
 Fixtures for other suites (contract, e2e, browser, chaos tests):
 
@@ -24,6 +25,7 @@ Fixtures for other suites (contract, e2e, browser, chaos tests):
 from __future__ import annotations
 
 import os
+import re
 import sys
 import zlib
 from collections.abc import Iterator
@@ -110,6 +112,29 @@ def stack_environment(run_dir: Path, otlp_endpoint: str | None = None) -> dict[s
         "GATEWAY_TLS_PROTOCOLS": None,
         "GATEWAY_HTTPS_REDIRECT": "false",
         "GATEWAY_HSTS_MAX_AGE": None,
+        # Edge limits on, with budgets the suite never reaches by accident (test_auth_gateway sends 500 logins
+        # from one address at once; schemathesis and the chaos load run flat out). tests/e2e/test_edge.py
+        # checks the limits on a gateway of its own with tiny budgets.
+        "GATEWAY_EDGE_LIMITS": "on",
+        "GATEWAY_EDGE_READS": "1000/4000",
+        "GATEWAY_EDGE_WRITES": "1000/4000",
+        "GATEWAY_EDGE_AUTH": "500/2000",
+        "GATEWAY_EDGE_CONNECTIONS": "2048",
+        # Load shedding on, but only for queues no test builds on purpose: the suite runs on two busy cores
+        # beside the own-stack lane, where a vote can wait a second. tests/e2e/test_overload.py proves the
+        # shedding on a stack of its own with tiny limits.
+        "LOAD_SHEDDING": "on",
+        "LOAD_SHEDDING_MAX_WAIT_MS": "5000",
+        "LOAD_SHEDDING_MIN_WAIT_MS": "3000",
+        "LOAD_SHEDDING_TARGET_MS": "5000",
+        # schemathesis probes other users' objects on purpose (hundreds of 403s a minute for one token):
+        # the 403-burst rule would block its user. The rule is proven in servicekit/tests/test_audit.py.
+        "DETECT_FORBIDDEN_BURST": "100000/1m",
+        # Web instances per service (tests/e2e/test_failover.py runs its own stack with two).
+        "SERVICE_REPLICAS": os.environ.get("TEST_SERVICE_REPLICAS") or "1",
+        "POLLS_REPLICAS": None,
+        "CHOICE_REPLICAS": None,
+        "VOTE_REPLICAS": None,
     }
 
 
@@ -193,6 +218,26 @@ def https_gateway(stack: Stack, dev_ca: Path) -> Iterator[GatewaySession]:
 @pytest.fixture(scope="session")
 def operator_credentials(stack: Stack) -> tuple[str, str]:
     return OPERATOR
+
+
+@pytest.fixture
+def operator_admin(stack: Stack, operator_credentials: tuple[str, str]) -> Iterator[requests.Session]:
+    """A browser-like session logged in to the polls admin as the stack's operator."""
+    session = requests.Session()
+    login_url = f"{stack.gateway_url}/admin/polls/login/"
+    page = session.get(login_url, timeout=15)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    username, password = operator_credentials
+    response = session.post(
+        login_url,
+        data={"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/admin/polls/"},
+        headers={"Origin": stack.gateway_url, "Referer": login_url},
+        allow_redirects=False,
+        timeout=15,
+    )
+    assert response.status_code == 302, response.text[:500]
+    yield session
+    session.close()
 
 
 __all__ = ["SERVICES", "Stack", "stack_environment", "test_stack_ports"]

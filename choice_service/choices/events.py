@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from choices.services import poll_replica_apply, vote_projection_apply
+from servicekit import sessions
 from servicekit.events import Event, handles
 from servicekit.replicas import poll_state
 
@@ -40,3 +41,9 @@ def on_votes(events: list[Event]) -> None:
     """cast and changed store the vote on its (new) choice, retracted marks it deleted, each at the vote's
     version: one statement for the whole batch. A vote for a choice unknown here is recorded all the same."""
     vote_projection_apply(rows=[_vote_row(event) for event in events])
+
+
+@handles("user.sessions_revoked")
+def on_sessions_revoked(event: Event) -> None:
+    """The user's older tokens are refused here too from now on (servicekit.sessions; highest generation wins)."""
+    sessions.apply(user_id=int(event.data["user_id"]), generation=int(event.data["generation"]))

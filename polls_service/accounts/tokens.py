@@ -1,7 +1,8 @@
 """Minting RS256 tokens with the issuer's key (servicekit.auth's keyring holds it, loaded once).
 
 Claims: ``iss``, ``aud``, ``iat``, ``exp``, ``jti``, ``sub`` (user id as a string), ``username``,
-``roles`` and ``token_type`` ("access" or "refresh"); header ``kid``. Verification is
+``roles``, ``token_type`` ("access" or "refresh") and ``sgen`` (the user's session generation,
+``servicekit.sessions``: revoking sessions refuses every token of an older one); header ``kid``. Verification is
 ``servicekit.auth.verify_token`` -- the same code every service runs.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import jwt
 from django.contrib.auth.models import AbstractBaseUser
 
+from servicekit import sessions
 from servicekit.auth import ALGORITHM, keyring
 from servicekit.conf import servicekit_settings
 from servicekit.errors import ServiceUnavailable
@@ -34,8 +36,8 @@ def roles_of(user: Any) -> list[str]:
     return [ROLE_USER, ROLE_OPERATOR] if (user.is_staff or user.is_superuser) else [ROLE_USER]
 
 
-def mint(user: AbstractBaseUser, *, token_type: str, lifetime: int) -> MintedToken:
-    """Sign a token of ``token_type`` for ``user`` valid ``lifetime`` seconds."""
+def mint(user: AbstractBaseUser, *, token_type: str, lifetime: int, generation: int = 0) -> MintedToken:
+    """Sign a token of ``token_type`` for ``user`` valid ``lifetime`` seconds, in session ``generation``."""
     signing = keyring().signing_key()
     if signing is None:
         raise ServiceUnavailable("Token signing is not configured on this service.", code="signing-key-missing")
@@ -51,6 +53,7 @@ def mint(user: AbstractBaseUser, *, token_type: str, lifetime: int) -> MintedTok
         "username": user.get_username(),
         "roles": roles_of(user),
         "token_type": token_type,
+        sessions.CLAIM: generation,
     }
     token = jwt.encode(claims, signing.private_key, algorithm=ALGORITHM, headers={"kid": signing.kid, "typ": "JWT"})
     return MintedToken(token=token, jti=jti, issued_at=now, expires_at=now + lifetime)

@@ -30,6 +30,7 @@ from rest_framework.exceptions import PermissionDenied
 from polls import clients
 from polls.models import MIN_CHOICES_TO_OPEN, ChoiceReplica, Poll, PollStatus, VoteReplica
 from polls.selectors import polls_due_to_close
+from servicekit import audit
 from servicekit.errors import Conflict, Problem, UnprocessableEntity
 from servicekit.events import Event, emit
 from servicekit.permissions import can_manage, is_operator, is_principal
@@ -48,6 +49,17 @@ def _event_data(poll: Poll, *, status: str | None = None) -> dict[str, Any]:
         "closes_at": poll.closes_at,
         "question": poll.question,
     }
+
+
+def _audit_operator(actor: Any, poll: Poll, *, before: str, after: str) -> None:
+    """An operator changed a poll's state (theirs or anyone's): a ``poll.state_changed`` audit entry."""
+    if is_operator(actor):
+        audit.record(
+            "poll.state_changed",
+            actor=actor,
+            outcome=audit.SUCCESS,
+            detail={"poll": str(poll.id), "owner_id": poll.owner_id, "from": str(before), "to": str(after)},
+        )
 
 
 def _require_manager(actor: Any, poll: Poll) -> None:
@@ -194,6 +206,7 @@ def poll_delete(*, poll: Poll, actor: Any) -> None:
         clients.votes_gate(deleted, status="deleted")
 
     _gated(poll.pk, change=delete, gate=seal, restore=clients.votes_gate)
+    _audit_operator(actor, poll, before=poll.status, after="deleted")
 
 
 def poll_open(*, poll: Poll, actor: Any) -> Poll:
@@ -219,7 +232,9 @@ def poll_open(*, poll: Poll, actor: Any) -> Poll:
     def freeze(opened: Poll) -> None:
         clients.choices_gate(opened, min_choices=MIN_CHOICES_TO_OPEN)
 
-    return _gated(poll.pk, change=open_, gate=freeze, restore=clients.choices_gate)
+    opened = _gated(poll.pk, change=open_, gate=freeze, restore=clients.choices_gate)
+    _audit_operator(actor, opened or poll, before=PollStatus.DRAFT, after=PollStatus.OPEN)
+    return opened
 
 
 def _close(poll: Poll) -> Poll:
@@ -240,7 +255,10 @@ def poll_close(*, poll: Poll, actor: Any) -> Poll:
             raise Conflict(f"Only an open poll can be closed; this poll is {locked.status}.", code="poll-not-open")
         return _close(locked)
 
-    return _gated(poll.pk, change=close, gate=clients.votes_gate, restore=clients.votes_gate)
+    before = poll.status
+    closed = _gated(poll.pk, change=close, gate=clients.votes_gate, restore=clients.votes_gate)
+    _audit_operator(actor, closed or poll, before=before, after=PollStatus.CLOSED)
+    return closed
 
 
 def poll_close_expired(*, now: datetime | None = None) -> int:

@@ -3,6 +3,8 @@
 -- Threads take disjoint slices (thread k uses lines k, k+T, k+2T, ...), so no user votes twice.
 -- BENCH_OFFSET skips the lines an earlier run of the same benchmark used.
 -- BENCH_VOTE_PATH: the path to POST to (default /api/v1/votes/; the baseline app serves /votes/).
+-- BENCH_RETRY_AFTER=1: behave like a client honouring Retry-After: every 503 delays one of the thread's
+--   next requests by Retry-After seconds (the overload run, scripts/bench/overload.py).
 --
 -- done() prints, for scripts/bench.py to parse:
 --   bench-status <code>=<count> ...   every response by status code, exactly (wrk's own summary only
@@ -33,6 +35,17 @@ function init(args)
    statuses = {}
    sent = 0
    wrapped = 0
+   retry_after = os.getenv("BENCH_RETRY_AFTER") == "1"
+   owed = {} -- delays (ms) owed for 503s, spent by the next requests of this thread
+end
+
+if os.getenv("BENCH_RETRY_AFTER") == "1" then -- defined only then: wrk times every request of a script with delay()
+   function delay()
+      if #owed > 0 then
+         return table.remove(owed)
+      end
+      return 0
+   end
 end
 
 function request()
@@ -52,6 +65,9 @@ end
 
 function response(status, headers, body)
    statuses[status] = (statuses[status] or 0) + 1
+   if retry_after and status == 503 then
+      table.insert(owed, 1000 * (tonumber(headers["Retry-After"]) or 1))
+   end
 end
 
 function done(summary, latency, requests)

@@ -5,7 +5,7 @@ tests and scripts use ``Stack`` (``api.py``). The parts, in the order ``up`` run
 
     venv.py       the virtualenv bootstrap (the only part run on the system Python)
     prepare.py    dev secrets, local servers, databases, reachability checks, migrations, static files
-    specs.py      the process list: per service a web server, a Celery worker and a beat, plus the gateway
+    specs.py      the process list: per service its web instances, a Celery worker and a beat, plus the gateway
     supervise.py  launching in own process groups, PIDs (recycled or ours), logs, stopping groups
     api.py        ``Stack``: start/stop, kill/revive/restart one process, stack.json, banner, status
     cli.py        the commands; the foreground ``up`` restarts a process that exits (with a back-off)

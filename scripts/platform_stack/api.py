@@ -6,12 +6,18 @@
     stack.start()                      # prepare + launch + wait healthy
     stack.kill("votes.worker")         # SIGKILL one process group (chaos)
     stack.start_process("votes.worker")
+    stack.revive(["votes.web.2"])      # start again what exited (what the foreground `up` does by itself)
     stack.restart("gateway")
     stack.stop()                       # everything, nothing left behind
 
 The steps live beside it: ``prepare`` (before launching), ``specs`` (what runs), ``supervise``
 (process groups, PIDs, logs). ``RUN_DIR/stack.json`` records the PIDs so another process
 (``make down``, ``make status``) finds them.
+
+Replicas: each service runs ``replicas[service]`` web instances (``SERVICE_REPLICAS``, per service
+``POLLS_REPLICAS``/``CHOICE_REPLICAS``/``VOTE_REPLICAS``, else ``default_replicas``: 1 here, 2 for
+``make up``); instance n listens on the service's port + 20·(n−1) and is called ``votes.web`` (n = 1)
+or ``votes.web.<n>``. Celery workers and beat stay one per service.
 """
 
 from __future__ import annotations
@@ -38,7 +44,10 @@ from .common import (
     effective_env,
     file_lock,
     http_status,
+    instance_port,
+    parse_web_process_name,
     port_open,
+    web_process_name,
 )
 from .specs import ProcessSpec
 from .supervise import Running, proc_start_time, stop_processes
@@ -56,6 +65,8 @@ class Stack:
         fresh_databases: bool = False,
         web_workers: int | None = None,
         worker_concurrency: int | None = None,
+        replicas: dict[str, int] | None = None,
+        default_replicas: int = 1,
         log=print,
     ):
         self.env = effective_env(env)
@@ -66,6 +77,7 @@ class Stack:
             "gateway": int(self.env.get("GATEWAY_PORT") or GATEWAY_DEFAULT_PORT),
             **(ports or {}),
         }
+        self.replicas = {s.name: self._replica_count(s, replicas or {}, default_replicas) for s in SERVICES}
         self.gateway_host = self.env.get("GATEWAY_HOST") or "127.0.0.1"
         # HTTPS beside HTTP: 8443 for `make up` (8080 + 363), likewise beside a test stack's gateway port.
         self.gateway_tls_port = int(self.env.get("GATEWAY_TLS_PORT") or self.ports["gateway"] + 363)
@@ -102,8 +114,29 @@ class Stack:
         """The gateway over HTTPS (TLS 1.3, HTTP/2); clients trust ``RUN_DIR/secrets/dev-ca.pem`` in development."""
         return self.gateway_url.replace("http://", "https://", 1).rsplit(":", 1)[0] + f":{self.gateway_tls_port}"
 
-    def service_url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
+    def service_url(self, name: str, instance: int = 1) -> str:
+        """The address of one web instance of service ``name`` (the first unless ``instance`` says otherwise)."""
+        return f"http://127.0.0.1:{instance_port(self.ports[name], instance)}"
+
+    # ----- replicas -------------------------------------------------------------------------------------
+    def _replica_count(self, service: Service, explicit: dict[str, int], default: int) -> int:
+        raw = explicit.get(service.name) or self.env.get(service.replicas_env) or self.env.get("SERVICE_REPLICAS")
+        try:
+            count = int(raw or default)
+        except ValueError:
+            count = 0
+        if not 1 <= count <= 9:  # a handful per service on one machine; ports up to the service port + 160
+            raise StackError(f"{service.replicas_env}/SERVICE_REPLICAS must be a whole number from 1 to 9, not {raw!r}")
+        return count
+
+    def web_instances(self, name: str) -> dict[str, int]:
+        """The web instances of service ``name``: process name -> port, instance 1 first."""
+        return {
+            web_process_name(name, n): instance_port(self.ports[name], n) for n in range(1, self.replicas[name] + 1)
+        }
+
+    def web_ports(self, name: str) -> list[int]:
+        return list(self.web_instances(name).values())
 
     # ----- state file ---------------------------------------------------------------------------------
     def read_state(self) -> dict:
@@ -119,6 +152,7 @@ class Stack:
                 "supervisor_pid": supervisor_pid,
                 "supervisor_start_time": proc_start_time(supervisor_pid) if supervisor_pid else None,
                 "ports": self.ports,
+                "replicas": self.replicas,
                 "gateway_url": self.gateway_url,
                 "gateway_https_url": self.gateway_https_url,
                 "processes": {name: proc.as_json() for name, proc in self.processes.items()},
@@ -150,13 +184,18 @@ class Stack:
         """The ``Service`` called ``name`` ("polls", "choices", "votes")."""
         return next(s for s in SERVICES if s.name == name)
 
-    def service_env(self, service: Service) -> dict[str, str]:
+    def service_env(self, service: Service, instance: int = 1) -> dict[str, str]:
+        """The environment of a service's processes; ``instance`` picks the web instance's port and metrics."""
         env = dict(self.env)
         env["DJANGO_SETTINGS_MODULE"] = f"{service.package}.settings"
-        env["WEB_BIND"] = f"127.0.0.1:{self.ports[service.name]}"
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.run_dir / "prometheus" / service.name)
+        env["WEB_BIND"] = f"127.0.0.1:{instance_port(self.ports[service.name], instance)}"
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir(service.name, instance))
         env["PATH"] = f"{VENV / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
         return env
+
+    def metrics_dir(self, name: str, instance: int = 1) -> Path:
+        """Each web instance its own Prometheus multiprocess folder: its /metrics counts its own requests."""
+        return self.run_dir / "prometheus" / (name if instance == 1 else f"{name}.{instance}")
 
     def manage(
         self, service: Service | str, *args: str, check: bool = True, extra_env: dict | None = None
@@ -205,14 +244,21 @@ class Stack:
         for name, port in self.ports.items():
             if port_open(port):
                 raise StackError(f"port {port} ({name}) is already in use by another program; set {names[name]}")
+        for service in SERVICES:
+            for process, port in list(self.web_instances(service.name).items())[1:]:
+                if port_open(port):
+                    raise StackError(
+                        f"port {port} ({process}) is already in use; set {service.port_env} or {service.replicas_env}"
+                    )
         if port_open(self.gateway_tls_port):
             raise StackError(f"port {self.gateway_tls_port} (gateway HTTPS) is already in use; set GATEWAY_TLS_PORT")
 
     def reset_metrics_dirs(self) -> None:
         for service in SERVICES:
-            metrics_dir = self.run_dir / "prometheus" / service.name
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            metrics_dir.mkdir(parents=True)
+            for n in range(1, self.replicas[service.name] + 1):
+                metrics_dir = self.metrics_dir(service.name, n)
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+                metrics_dir.mkdir(parents=True)
 
     def start(self, *, supervisor_pid: int | None = None, wait_timeout: float = 90.0) -> Stack:
         """Prepare, launch every process and wait until all answer; on failure stop what was started."""
@@ -317,10 +363,16 @@ class Stack:
             "  services    "
             + "  ".join(f"{s.name} {self.service_url(s.name)}" for s in SERVICES)
             + "   (/healthz /readyz /metrics)",
+            "  replicas    "
+            + "  ".join(f"{s.name} x{self.replicas[s.name]} ({self._ports_text(s.name)})" for s in SERVICES)
+            + "   (SERVICE_REPLICAS, POLLS_/CHOICE_/VOTE_REPLICAS)",
             f"  operator    {user} / {password}{operator_note}",
             f"  logs        {self.logs_dir}/*.log  (make logs)      stop: make down (or Ctrl-C in the foreground)",
         ]
         return "\n".join(lines)
+
+    def _ports_text(self, name: str) -> str:
+        return "port " + ", ".join(map(str, self.web_ports(name)))
 
     def _trust_note(self) -> str:
         if self.env.get("GATEWAY_TLS_CERT_FILE"):
@@ -339,8 +391,9 @@ class Stack:
             if name == "gateway":
                 code = http_status(f"{state.get('gateway_url', self.gateway_url)}/healthz", 1.0)
                 health = f"/healthz {code}" if code else "/healthz no answer"
-            elif name.endswith(".web"):
-                port = state.get("ports", self.ports).get(name.split(".")[0])
+            elif web := parse_web_process_name(name):
+                service, instance = web
+                port = instance_port(state.get("ports", self.ports)[service], instance)
                 code = http_status(f"http://127.0.0.1:{port}/healthz", 1.0)
                 health = f"/healthz {code}" if code else "/healthz no answer"
             lines.append(f"{name:<16} pid {proc.pid:<8} {'running' if up else 'STOPPED':<8} {health}")

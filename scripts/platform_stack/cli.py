@@ -21,6 +21,7 @@ from .supervise import log_since_start, proc_start_time
 from .venv import ensure_venv, in_venv
 
 ENTRY_POINT = REPO / "scripts" / "stack.py"
+UP_REPLICAS = 2  # web instances per service for `make up` (the test stack's default is 1)
 COLORS = ["36", "32", "33", "35", "34", "96", "92", "93", "95", "94"]
 
 
@@ -41,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         ensure_venv(log=say)
         return 0
 
-    stack = Stack(args.run_dir, log=say)
+    try:
+        # `make up` runs two web instances of each service unless SERVICE_REPLICAS or <SERVICE>_REPLICAS say otherwise.
+        stack = Stack(args.run_dir, default_replicas=UP_REPLICAS, log=say)
+    except StackError as exc:
+        print(f"stack: ERROR: {exc}", file=sys.stderr)
+        return 1
     if args.command == "up":
         return cmd_up(stack, args.detach)
     if args.command == "down":

@@ -31,6 +31,11 @@ class Service:
     default_port: int
     internal_url_env: str
 
+    @property
+    def replicas_env(self) -> str:
+        """``POLLS_REPLICAS``, ``CHOICE_REPLICAS``, ``VOTE_REPLICAS``: web instances of this service."""
+        return self.port_env.replace("_PORT", "_REPLICAS")
+
 
 SERVICES: tuple[Service, ...] = (
     Service("polls", "polls_service", "polls_service", "POLLS_DATABASE_URL", "POLLS_PORT", 8001, "POLLS_INTERNAL_URL"),
@@ -40,6 +45,31 @@ SERVICES: tuple[Service, ...] = (
     Service("votes", "vote_service", "vote_service", "VOTE_DATABASE_URL", "VOTE_PORT", 8003, "VOTE_INTERNAL_URL"),
 )
 GATEWAY_DEFAULT_PORT = 8080
+# Web instance n (1-based) of a service listens on the service's port + REPLICA_PORT_STEP * (n - 1); a
+# release's canary takes port + 10 (scripts/release.py), between instance 1 and instance 2.
+REPLICA_PORT_STEP = 20
+
+
+def web_process_name(service: str, instance: int) -> str:
+    """``votes.web`` for instance 1 (the name every tool knows), ``votes.web.2``... for the others."""
+    return f"{service}.web" if instance == 1 else f"{service}.web.{instance}"
+
+
+def parse_web_process_name(name: str) -> tuple[str, int] | None:
+    """``("votes", 2)`` for ``votes.web.2``, ``("votes", 1)`` for ``votes.web``; None for other processes."""
+    service, _, rest = name.partition(".web")
+    if not service or (rest and not (rest.startswith(".") and rest[1:].isdigit())):
+        return None
+    if not name.startswith(f"{service}.web"):
+        return None
+    return service, int(rest[1:]) if rest else 1
+
+
+def instance_port(service_port: int, instance: int) -> int:
+    """The port of web instance ``instance`` (1-based) of a service whose first instance listens on ``service_port``."""
+    return service_port + REPLICA_PORT_STEP * (instance - 1)
+
+
 OPERATOR_DEFAULTS = ("operator", "operator-dev-password")
 
 

@@ -1,7 +1,9 @@
-"""The process list: per service a web server, a Celery worker and a Celery beat, plus the gateway.
+"""The process list: per service its web instances, a Celery worker and a Celery beat, plus the gateway.
 
 ``process_specs(stack)`` says what ``Stack.start()`` launches; one small function per kind of process.
-Process names: ``<service>.web``, ``<service>.worker``, ``<service>.beat`` and ``gateway``.
+Process names: ``<service>.web`` (web instance 1), ``<service>.web.<n>`` (instance n of
+``stack.replicas[service]``, on the service's port + 20·(n−1)), ``<service>.worker``, ``<service>.beat``
+and ``gateway``, whose upstreams list every web instance.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import REPO, SERVICES, VENV, Service, StackError
+from .common import REPO, SERVICES, VENV, Service, StackError, web_process_name
 
 if TYPE_CHECKING:
     from .api import Stack
@@ -38,13 +40,14 @@ def celery(service: Service, *args: str) -> list[str]:
     return [str(VENV / "bin" / "celery"), "-A", service.package, "--quiet", *args]
 
 
-def web_spec(stack: Stack, service: Service, env: dict[str, str]) -> ProcessSpec:
+def web_spec(stack: Stack, service: Service, instance: int = 1) -> ProcessSpec:
+    """Web instance ``instance`` (1-based) of ``service``: its own port and its own metrics folder."""
     return ProcessSpec(
-        f"{service.name}.web",
+        web_process_name(service.name, instance),
         [str(VENV / "bin" / "python"), "-m", "servicekit.server", f"{service.package}.wsgi:application"],
         REPO / service.directory,
-        env,
-        health_url=f"{stack.service_url(service.name)}/healthz",
+        stack.service_env(service, instance),
+        health_url=f"{stack.service_url(service.name, instance)}/healthz",
     )
 
 
@@ -84,17 +87,43 @@ def process_specs(stack: Stack) -> dict[str, ProcessSpec]:
     """Every process of the stack by name, in launch order (services first, the gateway last)."""
     specs: dict[str, ProcessSpec] = {}
     for service in SERVICES:
-        env = stack.service_env(service)  # one environment for the three processes of a service
-        for build in (web_spec, worker_spec, beat_spec):
+        for instance in range(1, stack.replicas[service.name] + 1):
+            spec = web_spec(stack, service, instance)
+            specs[spec.name] = spec
+        env = stack.service_env(service)  # one environment for the worker and the beat of a service
+        for build in (worker_spec, beat_spec):
             spec = build(stack, service, env)
             specs[spec.name] = spec
     specs["gateway"] = gateway_spec(stack)
     return specs
 
 
+def upstream_weights(stack: Stack, weights: dict[str, dict[int, int]] | None = None) -> dict[str, dict[int, int]]:
+    """Port -> weight of every service's upstream: each web instance alike, unless ``weights`` says otherwise.
+
+    In ``weights`` (a release: ``{"votes": {8003: 90, 8013: 10}}``) the service's own port stands for all
+    its web instances, each getting that weight; every other port (the canary) gets its weight times the
+    number of instances, so it keeps its share of the traffic: 10 % stays 10 % with two instances."""
+    upstreams = {}
+    for service in SERVICES:
+        ports = stack.web_ports(service.name)
+        chosen = (weights or {}).get(service.name)
+        if not chosen:
+            upstreams[service.name] = dict.fromkeys(ports, 1)
+            continue
+        upstreams[service.name] = {}
+        for port, weight in chosen.items():
+            if port == stack.ports[service.name]:
+                upstreams[service.name].update(dict.fromkeys(ports, weight))
+            else:
+                upstreams[service.name][port] = weight * len(ports)
+    return upstreams
+
+
 def write_gateway_config(stack: Stack, weights: dict[str, dict[int, int]] | None = None) -> Path:
-    """Render the gateway's config for the stack's ports (``weights``: several weighted instances of a
-    service, as in a release) and check it with ``nginx -t``; returns its path."""
+    """Render the gateway's config for the stack's ports, every web instance in its service's upstream
+    (``weights``: a canary beside them, as in a release, ``upstream_weights``), and check it with
+    ``nginx -t``; returns its path."""
     from scripts import gateway
 
     conf = gateway.write_local(
@@ -104,11 +133,12 @@ def write_gateway_config(stack: Stack, weights: dict[str, dict[int, int]] | None
         choices=stack.ports["choices"],
         votes=stack.ports["votes"],
         host=stack.gateway_host,
-        weights=weights,
+        weights=upstream_weights(stack, weights),
         trace_sample_percent=float(
             stack.env.get("GATEWAY_TRACE_SAMPLE_PERCENT") or gateway.DEFAULT_TRACE_SAMPLE_PERCENT
         ),
         tls=gateway_tls(stack),
+        edge_limits=gateway.edge_limits_from_env(stack.env),
     )
     checked = gateway.check(conf)
     if checked.returncode != 0:

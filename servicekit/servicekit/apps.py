@@ -15,6 +15,8 @@ class ServiceKitConfig(AppConfig):
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
 
+        from servicekit import audit
         from servicekit.events import checks  # noqa: F401 - registers the checks
 
         autodiscover_modules("events")
+        audit.connect_signals()  # admin actions and role changes go to the audit trail

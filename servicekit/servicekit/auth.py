@@ -27,7 +27,9 @@ on an unknown ``kid`` at most once per ``JWKS_REFETCH_SECONDS``); ``iss``, ``aud
 ``jti`` and ``sub`` are required and checked; ``jku``/``jwk``/``x5u``/``x5c`` headers, any ``crit``
 extension and header parameters joserfc does not know are refused (keys are never taken from a
 token). A token is parsed once (joserfc) and its signature checked by ``cryptography``. Every
-failure is a 401 problem+json with ``WWW-Authenticate: Bearer``.
+failure is a 401 problem+json with ``WWW-Authenticate: Bearer``. ``JWTAuthentication`` also refuses
+a token from a revoked session (``servicekit.sessions``: a per-user generation held in memory, no
+database read on the request).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from servicekit import jwks
+from servicekit import detection, jwks, sessions
 from servicekit.conf import servicekit_settings
 from servicekit.logging import bind_user
 from servicekit.principal import ROLE_OPERATOR, ROLE_USER, Principal
@@ -447,10 +449,13 @@ class JWTAuthentication(BaseAuthentication):
             claims = verify_token(credential, token_type="access")
             principal = principal_from_claims(claims)
             bind_user(principal.id)  # this request's log lines carry user.id from here on
-            return principal, claims
+            if sessions.revoked(user_id=principal.id, claims=claims):
+                raise InvalidToken("The session has been revoked; log in again.", reason="revoked")
         except InvalidToken as exc:  # counted only when refused: nothing is added to an accepted request
             record_auth_failure(exc.reason)
             raise
+        detection.check_user_block(principal.id)  # a 403 burst (object enumeration) blocks the user for a while
+        return principal, claims
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'

@@ -174,6 +174,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
     if not isinstance(exc, exceptions.APIException):
         return None  # Unexpected: Django's handler500 logs it and answers a generic problem.
+    if exc.status_code in (401, 403, 429) and request is not None:
+        from servicekit.detection import refused  # late: it imports the audit trail, which imports models
+
+        refused(exc, request)
 
     headers: dict[str, str] = {}
     auth_header = getattr(exc, "auth_header", None)  # NotAuthenticated/AuthenticationFailed via the view

@@ -170,6 +170,7 @@ def celery_topology(*, service: str) -> dict[str, Any]:
         "CELERY_TASK_ROUTES": {
             "servicekit.events.relay": {"queue": relay_queue_name(service)},
             "servicekit.events.prune": {"queue": default_queue_name(service)},
+            "servicekit.audit.purge": {"queue": default_queue_name(service)},
         },
         "CELERY_TASK_ACKS_LATE": True,
         "CELERY_TASK_REJECT_ON_WORKER_LOST": True,
@@ -196,6 +197,12 @@ def celery_topology(*, service: str) -> dict[str, Any]:
             },
             "servicekit-prune-events": {
                 "task": "servicekit.events.prune",
+                "schedule": 3600.0,
+                "options": {"queue": default_queue_name(service), "expires": 600.0},
+            },
+            # Deletes audit entries older than AUDIT_RETENTION_DAYS (servicekit.audit).
+            "servicekit-purge-audit": {
+                "task": "servicekit.audit.purge",
                 "schedule": 3600.0,
                 "options": {"queue": default_queue_name(service), "expires": 600.0},
             },
@@ -345,6 +352,8 @@ def common_settings(
             # Request id first so every later log line and error carries it.
             "servicekit.logging.RequestIdMiddleware",
             "servicekit.metrics.MetricsMiddleware",
+            # Sheds what queued too long under sustained overload (503 + Retry-After), before any other work.
+            "servicekit.shedding.LoadSheddingMiddleware",
             "django.middleware.security.SecurityMiddleware",
             # Static files, sessions, the CSRF cookie, Django users and messages serve the admin only:
             # these are Django's (and WhiteNoise's) classes, skipped on /api/ and /internal/, whose

@@ -33,6 +33,9 @@ def configure_test_environment(*, project: str, database_env: str, database: str
     os.environ.setdefault("REDIS_URL", f"redis://127.0.0.1:6379/{REDIS_DB.get(project, 0)}")
     os.environ.setdefault("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
     os.environ.setdefault("RUN_DIR", str(repo / ".run" / "unit-tests" / project_dir))
+    # Unit suites reuse a few fixed user ids in one Redis DB, concurrently: a 403-burst count would add up
+    # across tests and runs and block them. Tests of the rule switch it on (servicekit.detection).
+    os.environ.setdefault("DETECT_FORBIDDEN_BURST", "off")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", f"{project}.settings")
     install_test_keys()
     # pytest-django only finishes set-up for settings that are already configured.

@@ -15,8 +15,9 @@ app's ``tests/conftest.py``::
 
 - ``hermetic`` (autouse): a cache key prefix of this process's own (concurrent suites share the Redis
   DB), no relay task sent to the broker on commit (outbox rows are asserted directly), and every
-  ``*_INTERNAL_URL`` setting pointed at a closed port (a local stack may be up); the test's cache
-  keys are deleted afterwards.
+  ``*_INTERNAL_URL`` setting pointed at a closed port (a local stack may be up), and the process's
+  copy of session revocations (``servicekit.sessions``) forgotten; the test's cache keys are deleted
+  afterwards.
 - ``client_for(user_id, operator=False)``: an ``APIClient`` sending a real access token (none for
   ``None``); ``anon``, ``owner`` (``OWNER_ID``), ``other`` (``OTHER_ID``), ``operator`` (``OPERATOR_ID``).
 - ``upstream_fixture(setting)``: a fixture yielding a ``FakeUpstream`` that ``setting`` points at.
@@ -33,6 +34,7 @@ import pytest
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
+from servicekit import sessions
 from servicekit.testing import bearer, make_access_token
 from servicekit.testing_upstream import FakeUpstream
 
@@ -56,7 +58,9 @@ def hermetic(settings: Any) -> Iterator[None]:
     for name in dir(django_settings):
         if name.endswith("_INTERNAL_URL"):
             setattr(settings, name, UNREACHABLE_URL)
+    sessions.forget()  # revocations of an earlier test's (rolled back) rows must not refuse this one's tokens
     yield
+    sessions.forget()
     from django.core.cache import cache
 
     # Only this test's prefix, so nothing leaks into the shared Redis DB (suppressed for a test that

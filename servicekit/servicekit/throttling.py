@@ -36,6 +36,7 @@ from rest_framework.throttling import BaseThrottle
 
 from servicekit.conf import servicekit_settings
 from servicekit.throttle_rates import PRODUCTION_THROTTLE_RATES
+from servicekit.throttle_rates import parse_rate as parse_rate  # re-exported: where the rate syntax used to live
 
 logger = logging.getLogger(__name__)
 
@@ -48,31 +49,6 @@ THROTTLED = Counter(
 servicekit_settings.register_defaults(
     {"TRUSTED_PROXIES": ("127.0.0.1", "::1"), "THROTTLE_RATES": dict(PRODUCTION_THROTTLE_RATES)}
 )
-
-PERIODS = {
-    "s": 1,
-    "sec": 1,
-    "second": 1,
-    "m": 60,
-    "min": 60,
-    "minute": 60,
-    "h": 3600,
-    "hour": 3600,
-    "d": 86400,
-    "day": 86400,
-}
-
-
-def parse_rate(rate: str | None) -> tuple[int, int] | None:
-    """``"10/min"`` → ``(10, 60)``; ``"5/30s"`` → ``(5, 30)``; ``"off"``/empty → ``None`` (no limit)."""
-    if not rate or rate.strip().lower() in {"off", "none", "0"}:
-        return None
-    count, _, period = rate.strip().partition("/")
-    digits = "".join(ch for ch in period if ch.isdigit())
-    unit = period[len(digits) :].strip().lower() or "s"
-    if unit not in PERIODS or not count.strip().isdigit():
-        raise ValueError(f"invalid rate {rate!r}; use e.g. '10/min'")
-    return int(count), PERIODS[unit] * (int(digits) if digits else 1)
 
 
 @functools.lru_cache(maxsize=8)

@@ -127,6 +127,7 @@ def test_clashing_or_unserialisable_extras_degrade_and_never_raise(read: Callabl
     assert odd["thing"].startswith("<object object")
 
 
+@pytest.mark.django_db  # the token check reads this service's ended sessions (servicekit.sessions)
 def test_the_access_line_carries_method_path_status_duration_and_the_authenticated_user(
     read: Callable[[], list[dict]],
 ) -> None:

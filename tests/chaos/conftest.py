@@ -149,6 +149,17 @@ def chaos_environment(run_dir: Path, broker_url: str) -> dict[str, str | None]:
         # alone must converge, so the periodic repair stays out of the way.
         "CHOICES_RECONCILE_SECONDS": "3600",
         "EVENTS_RELAY_SWEEP_SECONDS": "1",
+        # One web instance per service (the tests kill "votes.web" and expect nothing else to answer), no edge
+        # budgets (the load comes from one address) and shedding only for multi-second queues, as on the
+        # session stack: the faults are what this run tests; tests/e2e covers replicas and limits.
+        "SERVICE_REPLICAS": "1",
+        "POLLS_REPLICAS": None,
+        "CHOICE_REPLICAS": None,
+        "VOTE_REPLICAS": None,
+        "GATEWAY_EDGE_LIMITS": "off",
+        "LOAD_SHEDDING_MAX_WAIT_MS": "5000",
+        "LOAD_SHEDDING_MIN_WAIT_MS": "3000",
+        "LOAD_SHEDDING_TARGET_MS": "5000",
         "DJANGO_SECRET_KEY": None,
         "JWT_PRIVATE_KEY": None,
         "JWT_PUBLIC_KEYS": None,

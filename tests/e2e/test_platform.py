@@ -506,7 +506,7 @@ def test_embedded_defaults_come_up_and_down_leaves_nothing(tmp_path: Path) -> No
             timeout=120,
         )
     assert down.returncode == 0, down.stdout + down.stderr
-    assert "stopped 10 processes" in down.stdout
+    assert "stopped 13 processes" in down.stdout  # per service 2 web instances (make up's default), worker, beat
     alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
     assert not alive, f"left behind after down: {alive}"
     for port in ports.values():

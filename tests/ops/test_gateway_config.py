@@ -18,12 +18,14 @@ from scripts import gateway
 from scripts.devsecrets import ensure_dev_tls
 
 ROUTES = [
-    r"location ~ ^/api/v[123]/(polls|auth)(/|$)",
+    r"location ~ ^/api/v[123]/polls(/|$)",
+    r"location ~ ^/api/v[123]/auth(/|$)",
     "location = /api/v3/",
     "location ^~ /api/docs",
     "location ^~ /.well-known/",
     r"location ~ ^/api/v[123]/choices(/|$)",
-    r"location ~ ^/api/v[123]/(votes|results)(/|$)",
+    r"location ~ ^/api/v[123]/votes(/|$)",
+    r"location ~ ^/api/v[123]/results(/|$)",
     "location ^~ /internal/",
     "location = /healthz",
     *[
@@ -63,7 +65,7 @@ def test_local_rendering_passes_nginx_t(tmp_path: Path) -> None:
     conf = gateway.write_local(run_dir=tmp_path, port=18999, polls=18991, choices=18992, votes=18993)
     text = conf.read_text()
     assert "{{" not in text
-    assert "server 127.0.0.1:18991 max_fails=3 fail_timeout=10s;" in text
+    assert "server 127.0.0.1:18991 max_fails=2 fail_timeout=5s;" in text
     assert f"client_body_temp_path {tmp_path.resolve()}/nginx/temp/client_body;" in text
     assert "listen 127.0.0.1:18999" in text
     result = gateway.check(conf)
@@ -104,7 +106,7 @@ def test_k8s_rendering_routes_polls_through_the_canary_pool() -> None:
     text = gateway.render_k8s()
     assert "upstream polls_canary" in text
     assert "proxy_pass http://polls;" not in text
-    assert text.count("proxy_pass http://$polls_pool;") == 7
+    assert text.count("proxy_pass http://$polls_pool;") == 9
 
 
 def test_a_missing_placeholder_value_is_an_error(tmp_path: Path) -> None:
@@ -121,8 +123,8 @@ def test_weights_put_a_second_instance_in_one_upstream(tmp_path: Path) -> None:
     )
     text = conf.read_text()
     votes = text[text.index("upstream votes {") : text.index("}", text.index("upstream votes {"))]
-    assert "server 127.0.0.1:18993 weight=90 max_fails=3 fail_timeout=10s;" in votes
-    assert "server 127.0.0.1:19003 weight=10 max_fails=3 fail_timeout=10s;" in votes
+    assert "server 127.0.0.1:18993 weight=90 max_fails=2 fail_timeout=5s;" in votes
+    assert "server 127.0.0.1:19003 weight=10 max_fails=2 fail_timeout=5s;" in votes
     assert "weight=" not in text.replace(votes, "")  # the other upstreams keep their one server
     assert gateway.check(conf).returncode == 0
 

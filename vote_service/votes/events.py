@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from servicekit import sessions
 from servicekit.events import Event, handles
 from servicekit.replicas import poll_state
 from votes.services import choice_replica_apply, poll_replica_apply
@@ -41,3 +42,9 @@ def on_choice_changed(event: Event) -> None:
             position=int(event.data.get("position") or 0),
             deleted=event.type == "choice.deleted",
         )
+
+
+@handles("user.sessions_revoked")
+def on_sessions_revoked(event: Event) -> None:
+    """The user's older tokens are refused here too from now on (servicekit.sessions; highest generation wins)."""
+    sessions.apply(user_id=int(event.data["user_id"]), generation=int(event.data["generation"]))

@@ -21,8 +21,10 @@ from choices.models import Choice
 from servicekit.api import UUID_PATTERN, VersionedGenericViewSet
 from servicekit.errors import Problem
 from servicekit.permissions import IsAuthenticatedOrReadOnly
+from servicekit.ratelimit import rate_limited
 
 
+@rate_limited("choice_write")
 class ChoiceViewSet(VersionedGenericViewSet):
     """Choices of polls. Anyone reads the choices of non-draft polls; the poll's owner (or an operator)
     adds, edits, reorders (``position``) and removes them while the poll is a draft."""

@@ -33,6 +33,11 @@ class TokenObtainSerializer(StrictSerializer):
     password = serializers.CharField(max_length=128, trim_whitespace=False)
 
 
+class PasswordChangeSerializer(StrictSerializer):
+    current_password = serializers.CharField(max_length=128, trim_whitespace=False)
+    new_password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
 class RefreshSerializer(StrictSerializer):
     refresh = serializers.CharField(max_length=8192)
 

@@ -12,6 +12,8 @@ urlpatterns = [
             path("auth/token/", views.TokenObtainView.as_view(), name="auth-token"),
             path("auth/token/refresh/", views.TokenRefreshView.as_view(), name="auth-token-refresh"),
             path("auth/logout/", views.LogoutView.as_view(), name="auth-logout"),
+            path("auth/logout/all/", views.LogoutEverywhereView.as_view(), name="auth-logout-everywhere"),
+            path("auth/password/", views.PasswordChangeView.as_view(), name="auth-password"),
             path("auth/me/", views.MeView.as_view(), name="auth-me"),
         ]
     ),

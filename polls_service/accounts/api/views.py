@@ -2,6 +2,9 @@
 
 Credential endpoints authenticate by their body, never by an ``Authorization`` header (a stale
 token must not stop a login), and ``register``/``token`` are throttled per client IP and username.
+Each outcome goes to the audit trail (``auth.*``); failed logins feed the credential-stuffing and
+brute-force rules and a reused refresh token is a ``threat.refresh_reuse`` (``servicekit.detection``),
+whose blocks the login view honours (``LoginBlockThrottle``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from rest_framework.response import Response
 
 from accounts import services
 from accounts.api.serializers import (
+    PasswordChangeSerializer,
     RefreshSerializer,
     RegisterSerializer,
     TokenObtainSerializer,
@@ -26,11 +30,12 @@ from accounts.api.serializers import (
     UserSerializer,
 )
 from accounts.tokens import roles_of
-from servicekit import jwks
+from servicekit import audit, detection, jwks
 from servicekit.api import VersionedAPIView
 from servicekit.api.hal import action, link
 from servicekit.auth import keyring
 from servicekit.permissions import IsAuthenticated
+from servicekit.ratelimit import rate_limited
 from servicekit.throttling import CredentialThrottle
 
 
@@ -40,6 +45,8 @@ def _auth_links(version: str) -> dict[str, Any]:
         "me": link(f"{base}/me/"),
         "refresh": action(f"{base}/token/refresh/", "POST"),
         "logout": action(f"{base}/logout/", "POST"),
+        "logout-everywhere": action(f"{base}/logout/all/", "POST"),
+        "password": action(f"{base}/password/", "POST"),
     }
 
 
@@ -89,6 +96,7 @@ class RegisterView(CredentialView):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.user_register(**serializer.validated_data)
+        audit.record("auth.register", request=request, actor=user, outcome=audit.SUCCESS)
         body: dict[str, Any] = {"id": user.pk, "username": user.get_username(), "roles": roles_of(user)}
         if version == "v3":
             body["_links"] = {"self": link(request.path), "token": action(f"/api/{version}/auth/token/", "POST")}
@@ -96,23 +104,44 @@ class RegisterView(CredentialView):
 
 
 class TokenObtainView(CredentialView):
-    throttle_classes = [CredentialThrottle]
+    throttle_classes = [detection.LoginBlockThrottle, CredentialThrottle]
     throttle_scope = "login"
+
+    def throttled(self, request: Request, wait: float | None) -> None:
+        # An attempt over the budget is a failed attempt too; a blocked caller hears it is blocked.
+        blocked = detection.login_throttled(request)
+        if blocked:
+            raise detection.Blocked(blocked)
+        super().throttled(request, wait)
 
     @extend_schema(request=TokenObtainSerializer, responses={200: TokenPairSerializer}, summary="Log in")
     def post(self, request: Request, version: str) -> Response:
         serializer = TokenObtainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        pair = services.token_obtain(**serializer.validated_data)
+        username = serializer.validated_data["username"]
+        try:
+            pair = services.token_obtain(**serializer.validated_data)
+        except services.InvalidCredentials:
+            audit.record("auth.login", request=request, actor=username, outcome=audit.FAILURE)
+            detection.login_failed(request, username=username)
+            raise
+        audit.record("auth.login", request=request, actor=pair.user, outcome=audit.SUCCESS)
         return Response(_pair_body(request, pair))
 
 
+@rate_limited("token_refresh", key="ip")
 class TokenRefreshView(CredentialView):
     @extend_schema(request=RefreshSerializer, responses={200: TokenPairSerializer}, summary="Rotate the refresh token")
     def post(self, request: Request, version: str) -> Response:
         serializer = RefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        pair = services.token_refresh(refresh=serializer.validated_data["refresh"])
+        try:
+            pair = services.token_refresh(refresh=serializer.validated_data["refresh"])
+        except services.RefreshTokenReused as reuse:
+            audit.record("auth.refresh_reuse", request=request, actor=reuse.user, outcome=audit.FAILURE)
+            detection.refresh_reused(request, actor=reuse.user, revoked=reuse.revoked)
+            raise
+        audit.record("auth.refresh", request=request, actor=pair.user, outcome=audit.SUCCESS)
         return Response(_pair_body(request, pair))
 
 
@@ -121,8 +150,44 @@ class LogoutView(CredentialView):
     def post(self, request: Request, version: str) -> Response:
         serializer = RefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.token_revoke(refresh=serializer.validated_data["refresh"])
+        user = services.token_revoke(refresh=serializer.validated_data["refresh"])
+        audit.record("auth.logout", request=request, actor=user, outcome=audit.SUCCESS)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutEverywhereView(VersionedAPIView):
+    """Ends every session of the caller: refresh tokens revoked, access tokens refused by every service."""
+
+    permission_classes = [IsAuthenticated]
+    error_statuses = {"post": (401,)}
+
+    @extend_schema(request=None, responses={204: None}, summary="Log out everywhere (every session of the caller)")
+    def post(self, request: Request, version: str) -> Response:
+        services.logout_everywhere(user_id=request.user.id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeView(VersionedAPIView):
+    """A new password ends every session (all services); the answer is a new token pair for this client."""
+
+    permission_classes = [IsAuthenticated]
+    error_statuses = {"post": (401,)}
+
+    @extend_schema(
+        request=PasswordChangeSerializer,
+        responses={200: TokenPairSerializer},
+        summary="Change the password (ends every other session)",
+    )
+    def post(self, request: Request, version: str) -> Response:
+        serializer = PasswordChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            pair = services.password_change(user_id=request.user.id, **serializer.validated_data)
+        except services.InvalidCredentials:
+            audit.record("auth.password_change", request=request, actor=request.user, outcome=audit.FAILURE)
+            raise
+        audit.record("auth.password_change", request=request, actor=pair.user, outcome=audit.SUCCESS)
+        return Response(_pair_body(request, pair))
 
 
 class MeView(VersionedAPIView):

@@ -16,10 +16,13 @@ from polls.api.filters import PollFilter
 from polls.api.hal import PollHALSerializer
 from polls.api.serializers import PollCreateSerializer, PollSerializer, PollUpdateSerializer
 from servicekit.api import UUID_PATTERN, VersionedGenericViewSet
+from servicekit.caching import PublicReadMixin
 from servicekit.permissions import IsAuthenticatedOrReadOnly
+from servicekit.ratelimit import rate_limited
 
 
-class PollViewSet(VersionedGenericViewSet):
+@rate_limited("poll_write")
+class PollViewSet(PublicReadMixin, VersionedGenericViewSet):
     """Polls: anyone reads open and closed polls; drafts only their owner and operators."""
 
     serializer_classes = {"v1": PollSerializer, "v3": PollHALSerializer}

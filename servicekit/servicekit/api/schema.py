@@ -9,7 +9,8 @@ Services set the schema class once (``servicekit.settings`` does) and mount one 
 
 ``VersionedAutoSchema`` adds to every operation the problem+json responses it can produce (401 and
 429 everywhere; 400/413/415 with a body; 403 on writes; 404 on detail paths and paginated lists;
-304 + ``If-None-Match`` + ``ETag`` on v2+ reads; ``Idempotency-Key`` + 409/422 on v2+ POST), marks
+304 + ``If-None-Match`` + ``ETag`` on v2+ reads; ``Idempotency-Key`` + 409/422 on v2+ POST;
+``RateLimit-Policy`` + ``RateLimit`` on operations with a token bucket, ``servicekit.ratelimit``), marks
 v1 operations ``deprecated`` with their ``Deprecation``/``Sunset``/``Link`` headers, and lets a view
 add statuses per action::
 
@@ -192,6 +193,11 @@ class VersionedAutoSchema(AutoSchema):
             operation["deprecated"] = True
         return operation
 
+    def _rate_limited(self) -> bool:
+        """Whether this operation spends a token bucket (``servicekit.ratelimit.rate_limited``)."""
+        route = getattr(self.view, "rate_limit", None)
+        return route is not None and self.method in route.methods
+
     def _deprecation(self) -> dict[str, Any] | None:
         import servicekit.api.deprecation  # noqa: F401 - registers the API_DEPRECATIONS default
 
@@ -228,6 +234,14 @@ class VersionedAutoSchema(AutoSchema):
             parameters.append(
                 _header("Idempotent-Replayed", "`true` when this response is a replay.", response=[200, 201])
             )
+        if self._rate_limited():
+            parameters += [
+                _header(
+                    "RateLimit-Policy",
+                    'The token bucket of this route class (`"vote";q=<size>;w=<seconds to refill>`).',
+                ),
+                _header("RateLimit", 'What is left of it (`"vote";r=<tokens left>;t=<seconds until full>`).'),
+            ]
         if self._deprecation():
             parameters += [
                 _header("Deprecation", "When this API version was deprecated (RFC 9745, `@<unix time>`)."),

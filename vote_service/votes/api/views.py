@@ -14,7 +14,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from servicekit.api import UUID_PATTERN, VersionedAPIView, VersionedGenericViewSet
+from servicekit.caching import PUBLIC_IMMUTABLE, PUBLIC_REVALIDATE, PublicReadMixin
 from servicekit.permissions import IsAuthenticated
+from servicekit.ratelimit import rate_limited
 from votes import results, selectors, services
 from votes.api.filters import VoteFilter
 from votes.api.hal import ResultsHALSerializer, VoteHALSerializer
@@ -22,6 +24,7 @@ from votes.api.serializers import ResultsSerializer, VoteChangeSerializer, VoteC
 from votes.models import Vote
 
 
+@rate_limited("vote")
 class VoteViewSet(VersionedGenericViewSet):
     """Your votes. ``POST`` votes (once per poll), ``DELETE`` retracts while the poll is open, ``PATCH``
     (v2+) moves the vote to another choice of the same poll while it is open. Lists show only your votes."""
@@ -85,13 +88,14 @@ class VoteViewSet(VersionedGenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ResultsView(VersionedAPIView):
+class ResultsView(PublicReadMixin, VersionedAPIView):
     """Totals per choice of a poll (every choice, zeros included), from the cache; anyone may read them
     for a non-draft poll (a draft's only its owner and operators)."""
 
     permission_classes = [AllowAny]
     serializer_classes = {"v1": ResultsSerializer, "v3": ResultsHALSerializer}
     error_statuses = {"get": (503,)}
+    read_cache_control = PUBLIC_REVALIDATE  # a vote shows in the very next read of an open poll's results
 
     @extend_schema(
         summary="Results of a poll",
@@ -103,4 +107,6 @@ class ResultsView(VersionedAPIView):
         if poll is None or not selectors.poll_visible(actor=self.actor, poll=poll):
             raise Http404
         body = results.results_get(poll_id=poll_id)
+        if poll.status == "closed":  # no vote is admitted once closed (the gate), so these are final
+            self.read_cache_control = PUBLIC_IMMUTABLE
         return Response(self.get_serializer_class()(body).data)

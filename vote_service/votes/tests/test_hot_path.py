@@ -7,11 +7,20 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from servicekit import sessions
 from servicekit.events.models import OutboxEvent
 from votes.models import Vote
 from votes.tests.conftest import choices_of
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def revocations_loaded(settings):
+    """The process's copy of ended sessions is loaded once per refresh interval (0.5 s), not per vote:
+    load it before counting, and keep it for the test."""
+    settings.SERVICEKIT = {**settings.SERVICEKIT, "SESSION_REVOCATION_REFRESH_SECONDS": 3600}
+    sessions.revoked(user_id=0, claims={})
 
 
 def _statements(context: CaptureQueriesContext) -> list[str]:
