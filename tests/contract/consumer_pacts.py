@@ -277,6 +277,12 @@ def data_expectation(event_type: str) -> dict:
             "question": match.str("Tea?"),
             "closes_at": None,  # polls in these contracts have no closing time
         }
+    if event_type.startswith("user."):
+        return {
+            "user_id": match.int(42),
+            "generation": match.int(2),
+            "reason": match.regex("logout_everywhere", regex=r"^[a-z_]+$"),
+        }
     if event_type.startswith("choice."):
         return {
             "id": match.uuid(S.C_1),

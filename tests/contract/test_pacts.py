@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -174,7 +175,9 @@ class Producer:
         self.ran: set[str] = set()
 
     def _call(self, method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
-        return self.platform._call(method, path, token=token or self.owner, body=body, expect=(200, 201, 204))
+        return self.platform._call(
+            method, path, token=self.owner if token is None else token, body=body, expect=(200, 201, 204)
+        )
 
     def latest(self, service: str, event_type: str) -> dict:
         url = self.stack.env[DB_ENV[service]].replace("postgres://", "postgresql://", 1)
@@ -214,9 +217,21 @@ class Producer:
         self._call("PATCH", f"/api/v2/votes/{vote['id']}/", {"choice": poll.choices[1]}, token=voter)
         self._call("DELETE", f"/api/v1/votes/{vote['id']}/", token=voter)
 
+    def run_sessions(self) -> None:
+        if "sessions" in self.ran:
+            return
+        self.ran.add("sessions")
+        username = f"contract-{uuid.uuid4().hex[:10]}"
+        password = "contract sessions password 42"
+        self._call("POST", "/api/v1/auth/register/", {"username": username, "password": password}, token="")
+        tokens = self._call("POST", "/api/v1/auth/token/", {"username": username, "password": password}, token="")
+        self._call("POST", "/api/v2/auth/logout/all/", {}, token=tokens["access"])
+
     def message(self, service: str, event_type: str) -> dict:
         if service == "votes":
             self.run_votes()
+        elif event_type.startswith("user."):
+            self.run_sessions()
         else:
             self.run_polls_and_choices()
         envelope = self.latest(service, event_type)

@@ -78,11 +78,19 @@ def seeded(stack: Any) -> dict[str, str]:
     return {"token": fuzzer, "poll": poll["id"], "choice": choices[1]["id"], "vote": vote.json()["id"]}
 
 
-def _config(tmp_path: Path, service: str, seeded: dict[str, str]) -> Path:
+@pytest.fixture
+def session_ender(stack: Any) -> str:
+    """A token of a user of its own for the operations that end every session of their caller."""
+    return _login(_Gateway(stack.gateway_url), "ender")[1]
+
+
+def _config(tmp_path: Path, service: str, seeded: dict[str, str], session_ender: str) -> Path:
     path_id = {"polls": seeded["poll"], "choices": seeded["choice"], "votes": seeded["vote"]}[service]
     config = tmp_path / f"schemathesis-{service}.toml"
     config.write_text(
         f"""
+headers = {{ Authorization = "Bearer {seeded["token"]}" }}
+
 [parameters]
 "path.id" = "{path_id}"
 "path.poll_id" = "{seeded["poll"]}"
@@ -100,18 +108,26 @@ include-path-regex = "/auth/register/$"
 
 [operations.checks.positive_data_acceptance]
 expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "422", "429"]
+
+# Logging out everywhere (or changing the password) ends every session of the caller, the fuzzing
+# user's token included: these run as a user of their own, so every other operation stays signed in.
+[[operations]]
+include-path-regex = "/auth/(logout/all|password)/$"
+headers = {{ Authorization = "Bearer {session_ender}" }}
 """
     )
     return config
 
 
 @pytest.mark.parametrize(("service", "version"), SCHEMAS, ids=[f"{s}-{v}" for s, v in SCHEMAS])
-def test_schema_holds_against_the_running_stack(stack: Any, seeded: dict[str, str], tmp_path: Path, service, version):
+def test_schema_holds_against_the_running_stack(
+    stack: Any, seeded: dict[str, str], session_ender: str, tmp_path: Path, service, version
+):
     schema_url = f"{stack.gateway_url}/api/schema/{service}/{version}/"
     command = [
         SCHEMATHESIS,
         "--config-file",
-        str(_config(tmp_path, service, seeded)),
+        str(_config(tmp_path, service, seeded, session_ender)),
         "--no-color",
         "run",
         schema_url,
@@ -133,8 +149,6 @@ def test_schema_holds_against_the_running_stack(stack: Any, seeded: dict[str, st
         "TRACE",
         "--request-timeout",
         "15",
-        "--header",
-        f"Authorization: Bearer {seeded['token']}",
         "--report-dir",
         str(tmp_path / "report"),
     ]
@@ -142,3 +156,6 @@ def test_schema_holds_against_the_running_stack(stack: Any, seeded: dict[str, st
     output = result.stdout[-20000:] + result.stderr[-5000:]
     assert result.returncode == 0, f"schemathesis found failures in {service} {version}:\n{output}"
     assert "No issues found" in output or "passed" in output, output
+    # The session-ending operations ran as their own user: the fuzzing user is still signed in.
+    me = _Gateway(stack.gateway_url).get("/api/v2/auth/me/", headers={"Authorization": f"Bearer {seeded['token']}"})
+    assert me.status_code == 200, me.text
