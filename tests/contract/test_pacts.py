@@ -221,10 +221,9 @@ class Producer:
         if "sessions" in self.ran:
             return
         self.ran.add("sessions")
-        username = f"contract-{uuid.uuid4().hex[:10]}"
-        password = "contract sessions password 42"
-        self._call("POST", "/api/v1/auth/register/", {"username": username, "password": password}, token="")
-        tokens = self._call("POST", "/api/v1/auth/token/", {"username": username, "password": password}, token="")
+        credentials = {"username": f"contract-{uuid.uuid4().hex[:10]}", "password": f"{uuid.uuid4()} contract"}
+        self._call("POST", "/api/v1/auth/register/", credentials, token="")
+        tokens = self._call("POST", "/api/v1/auth/token/", credentials, token="")
         self._call("POST", "/api/v2/auth/logout/all/", {}, token=tokens["access"])
 
     def message(self, service: str, event_type: str) -> dict:
