@@ -10,18 +10,22 @@ Writes into ``RUN_DIR/secrets/`` (directory mode 700, files mode 600):
   ``DJANGO_SECRET_KEY`` is unset),
 - ``jwt_private.pem`` / ``jwt_public.pem`` -- an RSA 2048 key pair (PKCS#8 / SubjectPublicKeyInfo PEM)
   the polls service signs access tokens with and every service verifies them with,
-- ``service_token`` -- the shared service-to-service credential,
+- ``service_keys/<service>.pem`` / ``service_keys/<service>.pub.pem`` -- one RSA 2048 key pair per
+  service (polls, choices, votes): each signs its own internal calls (``servicekit.service_identity``),
+  every service verifies with the public halves,
 - ``dev-ca.pem`` / ``dev-ca.key``, ``gateway.crt`` / ``gateway.key`` -- a development CA and the
   gateway's HTTPS certificate issued by it (``ensure_dev_tls``; trust the CA: ``trust_hint``).
 
 An existing file is never overwritten (delete it to rotate). These are for development only:
 production injects real secrets through the environment (``DJANGO_SECRET_KEY``,
-``JWT_PRIVATE_KEY``, ``JWT_PUBLIC_KEYS``, ``SERVICE_TOKEN``) and mounts a real certificate into the
-gateway (compose secrets ``gateway_tls_cert``/``gateway_tls_key``, the k8s TLS Secret ``gateway-tls``).
+``JWT_PRIVATE_KEY``, ``JWT_PUBLIC_KEYS``, each service's ``SERVICE_PRIVATE_KEY``, ``SERVICE_PUBLIC_KEYS``)
+or mounted files (k8s) and mounts a real certificate into the gateway (compose secrets
+``gateway_tls_cert``/``gateway_tls_key``, the k8s TLS Secret ``gateway-tls``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -91,10 +95,33 @@ def ensure_dev_secrets(run_dir: Path) -> list[str]:
         _write_private(public_file, public)
         created.append(public_file.name)
 
-    token_file = folder / "service_token"
-    if not token_file.exists():
-        _write_private(token_file, (secrets.token_urlsafe(32) + "\n").encode())
-        created.append(token_file.name)
+    created += ensure_service_keys(folder / "service_keys")
+    return created
+
+
+SERVICES = ("polls", "choices", "votes")
+
+
+def ensure_service_keys(folder: Path) -> list[str]:
+    """Each service's own key pair under ``folder`` (``<service>.pem``, ``<service>.pub.pem``), when missing."""
+    from cryptography.hazmat.primitives import serialization
+
+    folder.mkdir(exist_ok=True)
+    os.chmod(folder, 0o700)
+    created = []
+    for service in SERVICES:
+        private_file, public_file = folder / f"{service}.pem", folder / f"{service}.pub.pem"
+        if not private_file.exists():
+            private, _ = _rsa_pair()
+            _write_private(private_file, private)
+            created.append(f"service_keys/{private_file.name}")
+        if not public_file.exists():  # derived from the private half, never a new pair
+            key = serialization.load_pem_private_key(private_file.read_bytes(), password=None)
+            public = key.public_key().public_bytes(
+                encoding=serialization.Encoding.PEM, format=serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            _write_private(public_file, public)
+            created.append(f"service_keys/{public_file.name}")
     return created
 
 
@@ -108,11 +135,14 @@ def dotenv_lines(run_dir: Path) -> list[str]:
     def one_line(name: str) -> str:
         return (folder / name).read_text().strip().replace("\n", "\\n")
 
+    public_keys = {name: (folder / "service_keys" / f"{name}.pub.pem").read_text().strip() for name in SERVICES}
     return [
         f"DJANGO_SECRET_KEY={one_line('django_secret_key')}",
-        f"SERVICE_TOKEN={one_line('service_token')}",
         f"JWT_PRIVATE_KEY='{one_line('jwt_private.pem')}'",
         f"JWT_PUBLIC_KEYS='{one_line('jwt_public.pem')}'",
+        *(f"{name.upper()}_SERVICE_PRIVATE_KEY='{one_line(f'service_keys/{name}.pem')}'" for name in SERVICES),
+        # JSON's own "\n" escapes keep it on one line.
+        f"SERVICE_PUBLIC_KEYS='{json.dumps(public_keys, separators=(',', ':'))}'",
     ]
 
 

@@ -85,8 +85,13 @@ class Platform:
         now = int(time.time())
         return make_access_token(user_id, f"load{user_id}", roles, private_key=self.key, exp=now + self.token_lifetime)
 
-    def service_token(self) -> str:
-        return (self.run_dir / "secrets" / "service_token").read_text().strip()
+    def service_token(self, caller: str, audience: str, *, lifetime: int = 60) -> str:
+        """A token of the service ``caller`` for a call to ``audience``, signed with ``caller``'s own key."""
+        from servicekit import jwks
+        from servicekit.service_tokens import mint
+
+        key = jwks.load_private_key((self.run_dir / "secrets" / "service_keys" / f"{caller}.pem").read_text())
+        return mint(caller=caller, audience=audience, private_key=key, lifetime=lifetime)
 
     def _call(
         self,
@@ -150,10 +155,10 @@ class Platform:
 
     def ledger(self, poll_id: str) -> dict[str, str]:
         """vote_service's ledger of a poll, ``{vote id: choice id}``, read page by page from
-        ``GET /internal/polls/{id}/votes/`` on vote_service itself (service credential)."""
+        ``GET /internal/polls/{id}/votes/`` on vote_service itself, as choice_service (its reconciler) would."""
         if not self.votes_url:
             raise RuntimeError("Platform(votes_url=...) is needed for the internal ledger read")
-        headers = {"Authorization": f"Service {self.service_token()}", "Accept": "application/json"}
+        headers = {"Authorization": f"Service {self.service_token('choices', 'votes')}", "Accept": "application/json"}
         votes: dict[str, str] = {}
         after: str | None = None
         while True:

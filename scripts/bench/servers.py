@@ -56,7 +56,7 @@ def prepare(work: Path, votes: int) -> dict[str, str]:
         for n in range(votes):
             poll = polls[n % len(polls)]
             handle.write(f"{make_access_token(300_000 + n, f'u{n}')} {poll.id} {choices[poll.id][n % 4].id}\n")
-    keys = ("JWT_PUBLIC_KEYS", "JWT_ISSUER", "JWT_AUDIENCE", "SERVICE_TOKEN", "JWKS_URL", "JWT_KEY_ID")
+    keys = ("JWT_PUBLIC_KEYS", "JWT_ISSUER", "JWT_AUDIENCE", "SERVICE_PUBLIC_KEYS", "JWKS_URL", "JWT_KEY_ID")
     return {name: os.environ[name] for name in keys}
 
 

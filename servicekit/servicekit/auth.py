@@ -1,4 +1,4 @@
-"""Stateless authentication for every service: RS256 access tokens and the service-to-service credential.
+"""Stateless authentication for every service: RS256 access tokens.
 
 ``servicekit.settings`` makes JWT authentication the default for every DRF view, so a view only
 chooses permissions::
@@ -11,14 +11,8 @@ chooses permissions::
             actor: Principal = request.user          # id, username, roles -- from the token alone
             poll_update(poll=..., actor=actor, ...)   # the service checks can_manage(actor, poll.owner_id)
 
-Internal endpoints accept only the shared service credential (``Authorization: Service <token>``)::
-
-    from servicekit.auth import ServiceTokenAuthentication
-    from servicekit.permissions import IsService
-
-    class InternalPoll(APIView):
-        authentication_classes = [ServiceTokenAuthentication]
-        permission_classes = [IsService]
+Internal endpoints accept only a calling service's own signed token (``servicekit.service_identity``,
+``servicekit.internal.InternalAPIView``).
 
 Verification (``verify_token``) never touches a database: the algorithm is pinned to RS256, the key
 is chosen by ``kid`` among the configured public keys (``JWT_PUBLIC_KEYS`` / ``JWT_PUBLIC_KEYS_FILE``,
@@ -34,12 +28,12 @@ database read on the request).
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +71,6 @@ servicekit_settings.register_defaults(
         "JWKS_CACHE_SECONDS": 300,
         "JWKS_REFETCH_SECONDS": 30,
         "JWKS_TIMEOUT_SECONDS": 1.0,
-        "SERVICE_TOKEN": "",
         # Token lifetimes (the issuer, polls_service, sets them from JWT_ACCESS_MINUTES / JWT_REFRESH_MINUTES).
         "JWT_ACCESS_SECONDS": 300,
         "JWT_REFRESH_SECONDS": 86400,
@@ -322,6 +315,13 @@ REQUIRED_CLAIMS = ("exp", "iat", "jti", "sub", "iss", "aud")
 
 
 def _verify_uncached(token: str, token_type: str) -> tuple[dict[str, Any], str, rsa.RSAPublicKey]:
+    payload, kid, key = verified_jws(token, keyring().get)
+    return _checked_claims(payload, token_type), kid, key
+
+
+def verified_jws(token: str, key_of: Callable[[str], rsa.RSAPublicKey | None]) -> tuple[bytes, str, rsa.RSAPublicKey]:
+    """The payload of a compact RS256 JWS whose signature the trusted key ``key_of(kid)`` verifies, its
+    ``kid`` and that key; ``InvalidToken`` otherwise. Claims are the caller's to check."""
     if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii() or token.count(".") != 2:
         raise InvalidToken("The token is malformed.", reason="malformed")
     try:
@@ -340,7 +340,7 @@ def _verify_uncached(token: str, token_type: str) -> tuple[dict[str, Any], str, 
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
         raise InvalidToken("The token does not name a known key.", reason="unknown_key")
-    key = keyring().get(kid)
+    key = key_of(kid)
     if key is None:
         raise InvalidToken("The token does not name a known key.", reason="unknown_key")
     try:
@@ -349,7 +349,7 @@ def _verify_uncached(token: str, token_type: str) -> tuple[dict[str, Any], str, 
         raise InvalidToken(reason="bad_signature") from exc
     if not valid:
         raise InvalidToken(reason="bad_signature")
-    return _checked_claims(signed.payload, token_type), kid, key
+    return signed.payload, kid, key
 
 
 def _checked_claims(payload: bytes, token_type: str) -> dict[str, Any]:
@@ -459,52 +459,3 @@ class JWTAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
-
-
-# --- Service-to-service -------------------------------------------------------------------------------
-
-
-class ServicePrincipal:
-    """``request.user`` of an internal call authenticated with the shared service credential."""
-
-    id = None
-    pk = None
-    username = "service"
-    roles: frozenset[str] = frozenset({"service"})
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_operator = False
-    is_staff = False
-    is_service = True
-
-    def __str__(self) -> str:
-        return "service"
-
-
-SERVICE_PRINCIPAL = ServicePrincipal()
-
-
-def service_token_valid(header: str) -> bool:
-    """Whether an ``Authorization`` header carries this deployment's service token (constant time)."""
-    expected = servicekit_settings.SERVICE_TOKEN
-    scheme, _, credential = (header or "").partition(" ")
-    if not expected or scheme != "Service":
-        return False
-    return hmac.compare_digest(credential.strip().encode(), expected.encode())
-
-
-class ServiceTokenAuthentication(BaseAuthentication):
-    """DRF authentication for ``/internal/`` endpoints: ``Authorization: Service <SERVICE_TOKEN>`` only."""
-
-    def authenticate(self, request: Request) -> tuple[ServicePrincipal, str] | None:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
-            return None
-        if not service_token_valid(header):
-            record_auth_failure("service_credential")
-            raise exceptions.AuthenticationFailed("The service credential is invalid.")
-        return SERVICE_PRINCIPAL, "service"
-
-    def authenticate_header(self, request: Request) -> str:
-        return 'Service realm="internal"'

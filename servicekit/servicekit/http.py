@@ -7,7 +7,8 @@ A service asks another on a replica miss::
     polls = service_client("polls", settings.POLLS_INTERNAL_URL)   # one client per target per process
     poll = polls.get_json(f"/internal/polls/{poll_id}/")     # dict, or None on 404
 
-- Every request carries ``Authorization: Service <SERVICE_TOKEN>`` (never a user's token) and the
+- Every request carries this service's own short-lived token for the called service
+  (``Authorization: Service <JWT>``, ``servicekit.service_identity``; never a user's token) and the
   current request id (``X-Request-ID``).
 - Connection errors, timeouts and 5xx answers are retried (``HTTP_CLIENT_RETRIES`` times, exponential
   backoff with full jitter), within a total budget of ``HTTP_CLIENT_DEADLINE`` seconds.
@@ -36,6 +37,7 @@ import requests
 from django.core.cache import cache
 from prometheus_client import Counter, Gauge
 
+from servicekit import service_identity
 from servicekit.conf import servicekit_settings
 from servicekit.errors import Problem, ServiceUnavailable
 
@@ -180,13 +182,6 @@ class CacheBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._set("opened_at", when.timestamp())
 
 
-def service_token() -> str:
-    """This deployment's service-to-service credential (``SERVICE_TOKEN``)."""
-    import servicekit.auth  # noqa: F401 - registers the SERVICE_TOKEN default
-
-    return str(servicekit_settings.SERVICE_TOKEN)
-
-
 class ServiceClient:
     """JSON over HTTP to another service of the platform, guarded by retries and a shared breaker."""
 
@@ -258,7 +253,8 @@ class ServiceClient:
         return max(1, math.ceil(remaining))
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json", "Authorization": f"Service {service_token()}"}
+        # The client's name is the called service's: the token's audience.
+        headers = {"Accept": "application/json", "Authorization": service_identity.authorization(self.name)}
         try:
             from servicekit.logging import request_id_var
 

@@ -14,7 +14,7 @@ function may be called from a task or another view, never trusting that a view c
 
 - ``IsAuthenticated``: a verified access token (a ``Principal``; the service credential does not count).
 - ``IsAuthenticatedOrReadOnly``: anyone may read, writes need a token.
-- ``IsService``: the internal service credential (``servicekit.auth.ServiceTokenAuthentication``).
+- ``IsService``: a calling service the view admits (``servicekit.service_identity``, ``view.callers``).
 - ``is_principal``, ``is_operator``, ``can_manage``: the same rules as plain functions.
 
 A user who may not see an object at all should get 404 rather than 403: filter querysets in
@@ -65,9 +65,22 @@ class IsAuthenticatedOrReadOnly(BasePermission):
 
 
 class IsService(BasePermission):
-    """Only internal calls carrying the service credential (``ServiceTokenAuthentication``)."""
+    """Only internal calls from a service the view lists in ``callers`` (``ServiceAuthentication``).
+
+    A service credential the view does not admit is a 403 naming the caller (and counted); anything
+    else that is not a service is refused like any unauthenticated call.
+    """
 
     message = "This endpoint is for services only."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return getattr(request.user, "is_service", False) is True
+        if getattr(request.user, "is_service", False) is not True:
+            return False
+        caller = getattr(request.user, "name", "")
+        if caller in getattr(view, "callers", frozenset()):
+            return True
+        from servicekit.auth import record_auth_failure
+
+        record_auth_failure("service_not_allowed")
+        self.message = f"The {caller} service may not call this endpoint."
+        return False

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The services of the platform, by the name each carries in its settings (SERVICE_NAME) and its service tokens.
+SERVICES = ("polls", "choices", "votes")
+
 ROLE_USER = "user"
 ROLE_OPERATOR = "operator"
 

@@ -35,6 +35,7 @@ set, the real PostgreSQL, Redis and RabbitMQ are used.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -231,13 +232,40 @@ def throttle_rates(*, production: bool) -> dict[str, str]:
     return {scope: env.str(variable, default=defaults[scope]) for scope, variable in THROTTLE_RATE_VARIABLES.items()}
 
 
-def auth_settings(*, run: Path) -> dict[str, Any]:
+def service_identity_settings(*, service: str, secrets: Path, production: bool) -> dict[str, Any]:
+    """This service's own key and every service's public keys (``servicekit.service_identity``).
+
+    ``SERVICE_KEYS_DIR`` (dev: ``RUN_DIR/secrets/service_keys``; k8s: a mounted volume) holds this
+    service's ``<service>.pem`` and every service's ``<name>.pub.pem``; ``SERVICE_PRIVATE_KEY`` (PEM;
+    one-line values with literal ``\\n`` work) or ``SERVICE_PRIVATE_KEY_FILE``, and ``SERVICE_PUBLIC_KEYS``
+    (a JSON object ``{"polls": PEM bundle, ...}``) override them. Production refuses to start without its
+    own key.
+    """
+    keys_dir = env.str("SERVICE_KEYS_DIR", default=str(secrets / "service_keys"))
+    private_key = _pem_text(env.str("SERVICE_PRIVATE_KEY", default=""))
+    private_key_file = env.str("SERVICE_PRIVATE_KEY_FILE", default=str(Path(keys_dir) / f"{service}.pem"))
+    raw_public = env.str("SERVICE_PUBLIC_KEYS", default="").strip()
+    try:
+        public_keys = json.loads(raw_public) if raw_public else {}
+    except ValueError as exc:
+        raise ImproperlyConfigured("SERVICE_PUBLIC_KEYS must be a JSON object {service: PEM bundle}.") from exc
+    if not isinstance(public_keys, dict) or not all(isinstance(v, str) for v in public_keys.values()):
+        raise ImproperlyConfigured("SERVICE_PUBLIC_KEYS must be a JSON object {service: PEM bundle}.")
+    if production and not (private_key or _read_secret(Path(private_key_file))):
+        raise ImproperlyConfigured(f"SERVICE_PRIVATE_KEY must hold the {service} service's own RSA key (PEM).")
+    return {
+        "SERVICE_PRIVATE_KEY": private_key,
+        "SERVICE_PRIVATE_KEY_FILE": private_key_file,
+        "SERVICE_PUBLIC_KEYS": {name: _pem_text(bundle) for name, bundle in public_keys.items()},
+        "SERVICE_KEYS_DIR": keys_dir,
+        "SERVICE_TOKEN_SECONDS": env.int("SERVICE_TOKEN_SECONDS", default=60),
+    }
+
+
+def auth_settings(*, run: Path, service: str) -> dict[str, Any]:
     """The ``SERVICEKIT`` entries every service needs to verify tokens and service calls (read from env)."""
     secrets = Path(run) / "secrets"
     production = env.str("DJANGO_ENV", default="development") == "production"
-    service_token = env.str("SERVICE_TOKEN", default="") or _read_secret(secrets / "service_token")
-    if production and len(service_token) < 32:
-        raise ImproperlyConfigured("SERVICE_TOKEN must be set to a random value of at least 32 characters.")
     return {
         "JWT_ISSUER": env.str("JWT_ISSUER", default="polls-platform"),
         "JWT_AUDIENCE": env.str("JWT_AUDIENCE", default="polls-platform-api"),
@@ -245,7 +273,7 @@ def auth_settings(*, run: Path) -> dict[str, Any]:
         "JWT_PUBLIC_KEYS_FILE": env.str("JWT_PUBLIC_KEYS_FILE", default=str(secrets / "jwt_public.pem")),
         "JWT_LEEWAY_SECONDS": min(env.int("JWT_LEEWAY_SECONDS", default=30), 30),
         "JWKS_URL": env.str("JWKS_URL", default="http://127.0.0.1:8001/.well-known/jwks.json"),
-        "SERVICE_TOKEN": service_token,
+        **service_identity_settings(service=service, secrets=secrets, production=production),
         "TRUSTED_PROXIES": tuple(
             item.strip() for item in env.str("TRUSTED_PROXIES", default="127.0.0.1,::1").split(",") if item.strip()
         ),
@@ -439,7 +467,7 @@ def common_settings(
             environment=env.str("DJANGO_ENV", default="development"),
         ),
         # JWT verification keys, issuer/audience, service credential, trusted proxies, login throttles.
-        "SERVICEKIT": {"SERVICE_NAME": service, "MAX_BODY_BYTES": max_body, **auth_settings(run=run)},
+        "SERVICEKIT": {"SERVICE_NAME": service, "MAX_BODY_BYTES": max_body, **auth_settings(run=run, service=service)},
         # --- Production hardening ---------------------------------------------------------------------
         "SECURE_CONTENT_TYPE_NOSNIFF": True,
         "X_FRAME_OPTIONS": "DENY",

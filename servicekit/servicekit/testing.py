@@ -51,13 +51,12 @@ def configure_test_environment(*, project: str, database_env: str, database: str
 #
 #     from servicekit.testing import make_access_token, bearer
 #     client.get("/api/v1/votes/", **bearer(make_access_token(7, "alice")))
-#     client.get("/internal/polls/<id>/", **service_credentials())
+#     client.get("/internal/polls/<id>/", **service_credentials("votes"))   # a call from vote_service
 
 import base64  # noqa: E402
 import hashlib  # noqa: E402
 import hmac  # noqa: E402
 import json  # noqa: E402
-import secrets  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Iterable  # noqa: E402
@@ -86,7 +85,52 @@ def install_test_keys() -> None:
     os.environ["JWKS_URL"] = ""
     os.environ["JWT_ISSUER"] = TEST_ISSUER
     os.environ["JWT_AUDIENCE"] = TEST_AUDIENCE
-    os.environ.setdefault("SERVICE_TOKEN", "test-service-token-" + secrets.token_urlsafe(16))
+    install_test_service_keys(PROJECT_SERVICES.get(env.str("DJANGO_SETTINGS_MODULE", default="").split(".")[0], ""))
+
+
+# Whose test key each project's suite signs its calls with (servicekit's own "kit" borrows vote_service's).
+PROJECT_SERVICES = {
+    "polls_service": "polls",
+    "choice_service": "choices",
+    "vote_service": "votes",
+    "kitproject": "votes",
+}
+_test_service_keys: dict[str, Any] = {}
+
+
+def install_test_service_keys(service: str) -> None:
+    """Give each of the three services a test key of its own; this process signs its calls as ``service``.
+
+    The private keys travel in ``TEST_SERVICE_PRIVATE_KEYS`` (a child process of the suite reuses them),
+    the public keys in ``SERVICE_PUBLIC_KEYS``; a developer's real service keys are never read.
+    """
+    from servicekit import jwks
+    from servicekit.principal import SERVICES
+
+    keys = test_service_keys()
+    os.environ["TEST_SERVICE_PRIVATE_KEYS"] = json.dumps({name: jwks.private_pem(keys[name]) for name in SERVICES})
+    os.environ["SERVICE_PUBLIC_KEYS"] = json.dumps(
+        {name: jwks.public_pem(keys[name].public_key()) for name in SERVICES}
+    )
+    os.environ["SERVICE_KEYS_DIR"] = ""
+    os.environ["SERVICE_PRIVATE_KEY_FILE"] = ""
+    os.environ["SERVICE_PRIVATE_KEY"] = jwks.private_pem(keys[service]) if service else ""
+
+
+def test_service_keys() -> dict[str, Any]:
+    """Each service's test private key (``RSAPrivateKey``): inherited from the parent process, else generated."""
+    if not _test_service_keys:
+        from servicekit import jwks
+        from servicekit.principal import SERVICES
+
+        inherited = json.loads(env.str("TEST_SERVICE_PRIVATE_KEYS", default="") or "{}")
+        for name in SERVICES:
+            pem = inherited.get(name, "")
+            _test_service_keys[name] = jwks.load_private_key(pem) if pem else jwks.generate_private_key()
+    return dict(_test_service_keys)
+
+
+test_service_keys.__test__ = False  # type: ignore[attr-defined]  # not a test function for pytest
 
 
 def test_private_key() -> Any:
@@ -178,11 +222,23 @@ def auth_headers(user_id: int = 1, username: str = "alice", roles: Iterable[str]
     return bearer(make_access_token(user_id, username, roles))
 
 
-def service_credentials() -> dict[str, str]:
-    """Test-client keyword arguments carrying the service credential for ``/internal/`` endpoints."""
+def service_token(caller: str, *, audience: str | None = None, lifetime: int = 60, now: float | None = None) -> str:
+    """A service token of ``caller`` (signed with its test key) for ``audience`` (default: this service)."""
     from servicekit.conf import servicekit_settings
+    from servicekit.service_tokens import mint
 
-    return {"HTTP_AUTHORIZATION": f"Service {servicekit_settings.SERVICE_TOKEN}"}
+    return mint(
+        caller=caller,
+        audience=audience or servicekit_settings.SERVICE_NAME,
+        private_key=test_service_keys()[caller],
+        lifetime=lifetime,
+        now=now,
+    )
+
+
+def service_credentials(caller: str, **token_options: Any) -> dict[str, str]:
+    """Test-client keyword arguments for ``/internal/`` endpoints: a call from the service ``caller``."""
+    return {"HTTP_AUTHORIZATION": f"Service {service_token(caller, **token_options)}"}
 
 
 @dataclass(frozen=True)
@@ -370,22 +426,45 @@ def forged_token_requests(*, protected: Iterable[Endpoint], public: Iterable[End
     ]
 
 
-def assert_service_only(client: Any, path: str) -> Any:
-    """``GET path`` is a 401 problem+json without the service credential; returns the answer with it.
+def assert_service_only(client: Any, path: str, *, callers: Iterable[str]) -> Any:
+    """``GET path`` is for the services ``callers`` only; returns the answer to the first caller's call.
 
-    Refused: no ``Authorization`` header, a user's access token (even an operator's), a wrong and an
-    empty service token.
+    Refused with a 401 problem+json: no ``Authorization`` header, a user's access token (even an
+    operator's), a malformed or empty service credential, a caller's token minted for another service,
+    an expired one, and one naming the caller but signed with another service's key. Refused with a 403
+    naming the caller: a genuine token of every other service.
     """
-    for headers in (
-        {},
-        bearer(make_access_token(1, "alice", roles=("user", "operator"))),
-        {"HTTP_AUTHORIZATION": "Service wrong-token"},
-        {"HTTP_AUTHORIZATION": "Service "},
-    ):
+    from servicekit.principal import SERVICES
+    from servicekit.service_tokens import mint
+
+    admitted = list(callers)
+    caller = admitted[0]
+    other = next(name for name in SERVICES if name != caller)
+    forged = mint(caller=caller, audience=_own_service(), private_key=test_service_keys()[other])
+    for case, headers in {
+        "no credential": {},
+        "an operator's access token": bearer(make_access_token(1, "alice", roles=("user", "operator"))),
+        "a malformed service token": {"HTTP_AUTHORIZATION": "Service wrong-token"},
+        "an empty service token": {"HTTP_AUTHORIZATION": "Service "},
+        "a token minted for another service": service_credentials(caller, audience=f"not-{_own_service()}"),
+        "an expired token": service_credentials(caller, now=time.time() - 600),
+        "a token signed with another service's key": {"HTTP_AUTHORIZATION": f"Service {forged}"},
+    }.items():
         response = client.get(path, **headers)
-        assert response.status_code == 401, headers
-        assert response["Content-Type"] == "application/problem+json", headers
-    return client.get(path, **service_credentials())
+        assert response.status_code == 401, case
+        assert response["Content-Type"] == "application/problem+json", case
+    for stranger in (name for name in SERVICES if name not in admitted):
+        response = client.get(path, **service_credentials(stranger))
+        assert response.status_code == 403, stranger
+        assert response["Content-Type"] == "application/problem+json"
+        assert f"The {stranger} service may not call this endpoint." == response.json()["detail"]
+    return client.get(path, **service_credentials(caller))
+
+
+def _own_service() -> str:
+    from servicekit.conf import servicekit_settings
+
+    return str(servicekit_settings.SERVICE_NAME)
 
 
 def assert_unauthorized(response: Any, case: str = "") -> None:

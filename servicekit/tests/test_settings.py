@@ -4,6 +4,7 @@ start without secrets), and every service's settings module naming each shared s
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def test_lifetimes_from_the_environment(monkeypatch, run) -> None:
 
 def test_leeway_never_exceeds_30_seconds(monkeypatch, run) -> None:
     monkeypatch.setenv("JWT_LEEWAY_SECONDS", "300")
-    assert auth_settings(run=run)["JWT_LEEWAY_SECONDS"] == 30
+    assert auth_settings(run=run, service="votes")["JWT_LEEWAY_SECONDS"] == 30
 
 
 def test_production_needs_a_private_key(monkeypatch, run) -> None:
@@ -49,32 +50,41 @@ def test_production_needs_a_private_key(monkeypatch, run) -> None:
     assert issuer_settings(run=run, production=True)["JWT_PRIVATE_KEY_FILE"] == str(key_file)
 
 
-def test_production_needs_a_strong_service_token(monkeypatch, run) -> None:
+def test_production_needs_the_services_own_key(monkeypatch, run) -> None:
     monkeypatch.setenv("DJANGO_ENV", "production")
-    monkeypatch.setenv("SERVICE_TOKEN", "short")
-    with pytest.raises(ImproperlyConfigured):
-        auth_settings(run=run)
-    monkeypatch.setenv("SERVICE_TOKEN", "x" * 40)
-    built = auth_settings(run=run)
-    assert built["SERVICE_TOKEN"] == "x" * 40
+    monkeypatch.setenv("SERVICE_PRIVATE_KEY", "")
+    monkeypatch.setenv("SERVICE_PRIVATE_KEY_FILE", str(run / "missing.pem"))
+    with pytest.raises(ImproperlyConfigured, match="votes service's own RSA key"):
+        auth_settings(run=run, service="votes")
+    pem = jwks.private_pem(jwks.generate_private_key())
+    monkeypatch.setenv("SERVICE_PRIVATE_KEY", pem.replace("\n", "\\n"))
+    built = auth_settings(run=run, service="votes")
+    assert built["SERVICE_PRIVATE_KEY"] == pem.strip()
     assert built["THROTTLE_RATES"] == PRODUCTION_THROTTLE_RATES
 
 
-def test_service_token_and_public_keys_from_files(monkeypatch, run) -> None:
-    monkeypatch.delenv("SERVICE_TOKEN", raising=False)
+def test_service_keys_from_the_run_folder_or_one_json_variable(monkeypatch, run) -> None:
+    for name in ("SERVICE_PRIVATE_KEY", "SERVICE_PRIVATE_KEY_FILE", "SERVICE_PUBLIC_KEYS", "SERVICE_KEYS_DIR"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("JWT_PUBLIC_KEYS_FILE", raising=False)
-    (run / "secrets").mkdir()
-    (run / "secrets" / "service_token").write_text("from-the-file\n")
-    built = auth_settings(run=run)
-    assert built["SERVICE_TOKEN"] == "from-the-file"
+    built = auth_settings(run=run, service="choices")
+    assert built["SERVICE_PRIVATE_KEY_FILE"] == str(run / "secrets" / "service_keys" / "choices.pem")
+    assert built["SERVICE_KEYS_DIR"] == str(run / "secrets" / "service_keys")
+    assert built["SERVICE_PUBLIC_KEYS"] == {}
     assert built["JWT_PUBLIC_KEYS_FILE"] == str(run / "secrets" / "jwt_public.pem")
+    public = jwks.public_pem(jwks.generate_private_key().public_key())
+    monkeypatch.setenv("SERVICE_PUBLIC_KEYS", json.dumps({"polls": public}))
+    assert auth_settings(run=run, service="choices")["SERVICE_PUBLIC_KEYS"] == {"polls": public.strip()}
+    monkeypatch.setenv("SERVICE_PUBLIC_KEYS", "polls=" + public)
+    with pytest.raises(ImproperlyConfigured, match="JSON object"):
+        auth_settings(run=run, service="choices")
 
 
 def test_one_line_pem_bundles_from_env_files(monkeypatch, run) -> None:
     first, second = (jwks.generate_private_key().public_key() for _ in range(2))
     bundle = (jwks.public_pem(first) + jwks.public_pem(second)).replace("\n", "\\n")
     monkeypatch.setenv("JWT_PUBLIC_KEYS", bundle)
-    keys = jwks.load_public_keys(auth_settings(run=run)["JWT_PUBLIC_KEYS"])
+    keys = jwks.load_public_keys(auth_settings(run=run, service="votes")["JWT_PUBLIC_KEYS"])
     assert set(keys) == {jwks.thumbprint(first), jwks.thumbprint(second)}
 
 

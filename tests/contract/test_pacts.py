@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import states as S  # noqa: E402
 
 from scripts.loadgen import Platform  # noqa: E402
+from servicekit import jwks  # noqa: E402
 from servicekit.events.registry import get_registry  # noqa: E402
 
 pytestmark = pytest.mark.stack
@@ -50,7 +51,9 @@ def pact_dir(tmp_path_factory) -> Path:
             RUN_DIR=str(out.parent / f"consumer-{name}"),
             REDIS_URL="",
             BROKER_URL="",
-            SERVICE_TOKEN="consumer-side-token",
+            # The consumer signs its calls with a key of its own (the mock provider does not verify it).
+            SERVICE_PRIVATE_KEY=jwks.private_pem(jwks.generate_private_key()),
+            SERVICE_PUBLIC_KEYS="",
             PACT_DO_NOT_TRACK="true",
             EVENTS_NAMESPACE="",
             EVENT_CONTRACTS_DIR="",
@@ -145,22 +148,26 @@ def seeder(shell: ProviderShell, service: str):
     ],
 )
 def test_http_provider_honours_its_consumers(stack, pact_dir, provider, service, consumers, states):
-    token = (stack.run_dir / "secrets" / "service_token").read_text().strip()
+    platform = Platform(gateway_url=stack.gateway_url, run_dir=stack.run_dir)
     shell = ProviderShell(stack, service)
     seed = seeder(shell, service)
-    verifier = (
-        Verifier(provider, host="127.0.0.1")
-        .add_transport(url=stack.service_url(service))
-        .state_handler(dict.fromkeys(states, seed), teardown=True)
-        .add_custom_header("Authorization", f"Service {token}")
-        # Requests and state callbacks time out after 5 s by default; the first state callback waits for
-        # the provider shell's Django start-up (3-4 s on a loaded 2-core machine, once longer).
-        .set_request_timeout(30_000)
-    )
-    for consumer in consumers:
-        verifier.add_source(pact_dir / f"{consumer}-{provider}.json")
     try:
-        verify(verifier)
+        # Each consumer's pact is replayed with that consumer's own service token: the provider's
+        # allow-list of callers is part of what is verified.
+        for consumer in consumers:
+            caller = {v: k for k, v in SERVICES.items()}[consumer]
+            token = platform.service_token(caller, service, lifetime=300)
+            verifier = (
+                Verifier(provider, host="127.0.0.1")
+                .add_transport(url=stack.service_url(service))
+                .state_handler(dict.fromkeys(states, seed), teardown=True)
+                .add_custom_header("Authorization", f"Service {token}")
+                # Requests and state callbacks time out after 5 s by default; the first state callback waits
+                # for the provider shell's Django start-up (3-4 s on a loaded 2-core machine, once longer).
+                .set_request_timeout(30_000)
+                .add_source(pact_dir / f"{consumer}-{provider}.json")
+            )
+            verify(verifier)
     finally:
         shell.close()
 

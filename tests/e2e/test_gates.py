@@ -341,7 +341,7 @@ def poll_status(platform: Platform, poll_id: str, token: str) -> str:
 def internal_poll(stack: Stack, platform: Platform, poll_id: str) -> dict:
     response = requests.get(
         f"{stack.service_url('polls')}/internal/polls/{poll_id}/",
-        headers={"Authorization": f"Service {platform.service_token()}"},
+        headers={"Authorization": f"Service {platform.service_token('votes', 'polls')}"},
         timeout=15,
     )
     assert response.status_code == 200, response.text

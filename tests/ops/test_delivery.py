@@ -685,7 +685,12 @@ def test_k8s_pods_are_hardened_and_read_token_keys_from_mounted_files(overlay: s
             mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
             public = mounts[str(Path(public_file).parent)]
             assert public["readOnly"] and volumes[public["name"]]["configMap"]["name"] == "jwt-public-keys", where
-            signing = [s for m in mounts.values() for s in _secrets_of(volumes[m["name"]])]
+            mounted = [s for m in mounts.values() for s in _secrets_of(volumes[m["name"]])]
+            service = doc["metadata"]["labels"]["app.kubernetes.io/name"]
+            # Each service holds its own service key and no other's (servicekit.service_identity).
+            keys = mounts[config["data"]["SERVICE_KEYS_DIR"]]
+            assert keys["readOnly"] and _secrets_of(volumes[keys["name"]]) == [f"{service}-service-key"], where
+            signing = [secret for secret in mounted if not secret.endswith("-service-key")]
             if name.startswith("polls"):
                 file_env = {"name": "JWT_PRIVATE_KEY_FILE", "value": "/etc/polls-platform/jwt-signing/jwt_private.pem"}
                 assert file_env in container["env"] and signing == ["jwt-signing-key"], where

@@ -18,6 +18,16 @@ import yaml
 from scripts import gateway
 
 REPO = Path(__file__).resolve().parents[2]
+# What docker compose refuses to start without (placeholders: these tests only render the model).
+COMPOSE_SECRETS = {
+    "DJANGO_SECRET_KEY": "k",
+    "JWT_PUBLIC_KEYS": "p",
+    "JWT_PRIVATE_KEY": "s",
+    "SERVICE_PUBLIC_KEYS": "public-keys",
+    "POLLS_SERVICE_PRIVATE_KEY": "polls-key",
+    "CHOICES_SERVICE_PRIVATE_KEY": "choices-key",
+    "VOTES_SERVICE_PRIVATE_KEY": "votes-key",
+}
 BIN = Path(sys.executable).parent
 
 
@@ -40,8 +50,8 @@ def test_dockerfile_passes_hadolint() -> None:
 
 def test_compose_file_is_valid_and_wires_every_service(tmp_path: Path) -> None:
     secrets = tmp_path / "compose.env"
-    secrets.write_text("DJANGO_SECRET_KEY=k\nSERVICE_TOKEN=t\nJWT_PUBLIC_KEYS=p\nJWT_PRIVATE_KEY=s\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "SERVICE_TOKEN"))}
+    secrets.write_text("".join(f"{name}={value}\n" for name, value in COMPOSE_SECRETS.items()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "SERVICE_", *COMPOSE_SECRETS))}
     result = run(compose_binary(), "-f", "docker-compose.yml", "--env-file", str(secrets), "config", env=env)
     assert result.returncode == 0, result.stderr
     model = yaml.safe_load(result.stdout)
@@ -51,15 +61,18 @@ def test_compose_file_is_valid_and_wires_every_service(tmp_path: Path) -> None:
             assert f"{name}{role}" in services, f"{name}{role} missing"
         assert services[f"{name}-migrate"]["depends_on"][package_db]["condition"] == "service_healthy"
         assert services[name]["depends_on"][f"{name}-migrate"]["condition"] == "service_completed_successfully"
-    # Only the identity provider holds the private key.
+    # Only the identity provider holds the private key; each service holds its own service key.
     assert "JWT_PRIVATE_KEY" in services["polls"]["environment"]
     assert "JWT_PRIVATE_KEY" not in services["choices"]["environment"]
     assert "JWT_PRIVATE_KEY" not in services["votes"]["environment"]
+    for name in ("polls", "choices", "votes"):
+        assert services[name]["environment"]["SERVICE_PRIVATE_KEY"] == f"{name}-key", name
+        assert services[name]["environment"]["SERVICE_PUBLIC_KEYS"] == "public-keys", name
     assert services["gateway"]["ports"][0]["target"] == 8080
 
 
 def test_compose_refuses_to_run_without_secrets() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "SERVICE_TOKEN"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "SERVICE_", *COMPOSE_SECRETS))}
     result = run(compose_binary(), "-f", "docker-compose.yml", "--env-file", "/dev/null", "config", "-q", env=env)
     assert result.returncode != 0
     assert "required variable" in result.stderr
@@ -131,8 +144,12 @@ def test_tracing_component_adds_jaeger_and_points_every_web_and_worker_at_it() -
 
 
 def test_compose_traces_only_when_an_endpoint_is_given(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "SERVICE_TOKEN", "OTEL_"))}
-    env.update(DJANGO_SECRET_KEY="k", SERVICE_TOKEN="t", JWT_PUBLIC_KEYS="p", JWT_PRIVATE_KEY="s")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "JWT_", "SERVICE_", "OTEL_", *COMPOSE_SECRETS))
+    }
+    env.update(COMPOSE_SECRETS)
     base = [
         "-f",
         "docker-compose.yml",

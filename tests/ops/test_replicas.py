@@ -124,11 +124,10 @@ def test_a_shed_503_is_never_resent_to_another_instance(tmp_path: Path, target: 
 
 
 def test_compose_scales_every_web_service(tmp_path: Path) -> None:
-    from tests.ops.test_deploy import compose_binary, run
+    from tests.ops.test_deploy import COMPOSE_SECRETS, compose_binary, run
 
     secrets = tmp_path / "compose.env"
-    required = ("DJANGO_SECRET_KEY", "SERVICE_TOKEN", "JWT_PUBLIC_KEYS", "JWT_PRIVATE_KEY")
-    secrets.write_text("".join(f"{name}=placeholder\n" for name in required))  # compose refuses to run without
+    secrets.write_text("".join(f"{name}={value}\n" for name, value in COMPOSE_SECRETS.items()))
     base = {k: v for k, v in os.environ.items() if not k.endswith("REPLICAS")}
     args = [compose_binary(), "-f", "docker-compose.yml", "--env-file", str(secrets), "config"]
     default = run(*args, env=base)

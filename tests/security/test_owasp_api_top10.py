@@ -240,7 +240,7 @@ def test_api4_large_bodies_long_text_and_huge_pages_are_bounded(gateway, platfor
 def test_api5_admin_and_internal_functions_are_closed_to_users(gateway, stack, platform) -> None:
     user = platform.token(minted_user())
     for path in ("/internal/polls/", f"/internal/votes/ledger/{uuid.uuid4()}/"):
-        for headers in ({}, bearer(user), {"Authorization": f"Service {platform.service_token()}"}):
+        for headers in ({}, bearer(user), {"Authorization": f"Service {platform.service_token('choices', 'votes')}"}):
             assert is_problem(gateway.get(path, headers=headers), 404), (path, headers.keys())
     # The admin sites answer a user's token with their login page, never with data.
     for service in ("polls", "choices", "votes"):

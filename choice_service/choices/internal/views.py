@@ -18,6 +18,9 @@ from servicekit.internal import InternalAPIView
 class InternalChoice(InternalAPIView):
     """``{id, poll_id, text, position, version}`` of one choice (vote_service's replica miss)."""
 
+    # vote_service checks a vote's choice it has not yet heard of.
+    callers = frozenset({"votes"})
+
     def get(self, request: Any, choice_id: uuid.UUID) -> Response:
         data = selectors.choice_for_internal(choice_id=choice_id)
         if data is None:
@@ -29,6 +32,9 @@ class InternalChoice(InternalAPIView):
 class InternalPollChoices(InternalAPIView):
     """``{poll_id, choices: [{id, text, position, version}]}``: every choice of a poll, to warm a replica."""
 
+    # vote_service fills its choice replicas of a poll in one read.
+    callers = frozenset({"votes"})
+
     def get(self, request: Any, poll_id: uuid.UUID) -> Response:
         return Response({"poll_id": str(poll_id), "choices": selectors.poll_choices_for_internal(poll_id=poll_id)})
 
@@ -38,6 +44,9 @@ class InternalPollState(InternalAPIView):
     """``PUT`` the freeze command: apply a poll's state by version under the replica row lock; opening
     with fewer than ``min_choices`` choices is a 409 ``not-enough-choices`` (``choices: n``) that changes
     nothing. 200 ``{poll_id, version, status, choices}``: the replica's state after the call."""
+
+    # Only the poll's owner service freezes (or thaws) its choices.
+    callers = frozenset({"polls"})
 
     def put(self, request: Any, poll_id: uuid.UUID) -> Response:
         serializer = PollStateSerializer(data=request.data)

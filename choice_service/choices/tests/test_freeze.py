@@ -31,7 +31,7 @@ def body(version: int, status: str = "open", *, min_choices: int | None = 2, own
 
 def service_client() -> APIClient:
     client = APIClient()
-    client.credentials(**service_credentials())
+    client.credentials(**service_credentials("polls"))
     return client
 
 
@@ -162,18 +162,20 @@ class TestFreeze:
         assert replica_state(draft_poll.id) == ("draft", 1)
 
     @pytest.mark.parametrize(
-        "credentials",
+        ("credentials", "status"),
         [
-            {},
-            bearer(make_access_token(OWNER_ID, "owner", roles=("user", "operator"))),
-            {"HTTP_AUTHORIZATION": "Service wrong-token"},
+            (dict, 401),
+            (lambda: bearer(make_access_token(OWNER_ID, "owner", roles=("user", "operator"))), 401),
+            (lambda: {"HTTP_AUTHORIZATION": "Service wrong-token"}, 401),
+            (lambda: service_credentials("polls", audience="votes"), 401),
+            (lambda: service_credentials("votes"), 403),
         ],
-        ids=["anonymous", "operator-user", "wrong-service-token"],
+        ids=["anonymous", "operator-user", "wrong-service-token", "polls-token-for-votes", "vote-service"],
     )
-    def test_only_the_service_credential_may_freeze(self, draft_poll, credentials):
+    def test_only_the_polls_service_may_freeze(self, draft_poll, credentials, status):
         ChoiceFactory.create_batch(2, poll_id=draft_poll.id)
-        response = APIClient().put(state_url(draft_poll.id), body(2), format="json", **credentials)
-        assert response.status_code in (401, 403)
+        response = APIClient().put(state_url(draft_poll.id), body(2), format="json", **credentials())
+        assert response.status_code == status
         assert response["Content-Type"] == "application/problem+json"
         assert replica_state(draft_poll.id) == ("draft", 1)
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def service() -> APIClient:
     client = APIClient()
-    client.credentials(**service_credentials())
+    client.credentials(**service_credentials("votes"))
     return client
 
 

@@ -54,5 +54,5 @@ def test_unknown_roles_in_a_token_grant_nothing(client) -> None:
 
 
 def test_internal_endpoint_needs_the_service_credential(client) -> None:
-    response = assert_service_only(client, f"/internal/polls/{uuid.uuid4()}/")
+    response = assert_service_only(client, f"/internal/polls/{uuid.uuid4()}/", callers=["choices", "votes"])
     assert response.status_code == 404  # authenticated; no such poll

@@ -8,7 +8,7 @@ import pytest
 from django.test import RequestFactory
 from rest_framework.request import Request
 
-from servicekit.auth import SERVICE_PRINCIPAL, AnonymousPrincipal
+from servicekit.auth import AnonymousPrincipal
 from servicekit.permissions import (
     IsAuthenticated,
     IsAuthenticatedOrReadOnly,
@@ -16,6 +16,7 @@ from servicekit.permissions import (
     can_manage,
 )
 from servicekit.principal import Principal
+from servicekit.service_identity import ServicePrincipal
 
 ALICE = Principal(id=1, username="alice")
 BOB = Principal(id=2, username="bob")
@@ -32,7 +33,7 @@ def _request(method: str, user) -> Request:
 
 @pytest.mark.parametrize(
     ("user", "expected"),
-    [(ALICE, True), (OPERATOR, True), (ANONYMOUS, False), (SERVICE_PRINCIPAL, False), (None, False)],
+    [(ALICE, True), (OPERATOR, True), (ANONYMOUS, False), (ServicePrincipal("votes"), False), (None, False)],
 )
 def test_is_authenticated_needs_a_token_principal(user, expected) -> None:
     assert IsAuthenticated().has_permission(_request("POST", user), VIEW) is expected
@@ -44,10 +45,15 @@ def test_read_only_for_anonymous() -> None:
     assert IsAuthenticatedOrReadOnly().has_permission(_request("POST", BOB), VIEW)
 
 
-def test_is_service_only_for_the_service_credential() -> None:
-    assert IsService().has_permission(_request("GET", SERVICE_PRINCIPAL), VIEW)
-    assert not IsService().has_permission(_request("GET", OPERATOR), VIEW)
-    assert not IsService().has_permission(_request("GET", ANONYMOUS), VIEW)
+def test_is_service_only_for_the_services_the_view_names() -> None:
+    view = SimpleNamespace(callers=frozenset({"choices", "votes"}))
+    assert IsService().has_permission(_request("GET", ServicePrincipal("votes")), view)
+    refused = IsService()
+    assert not refused.has_permission(_request("GET", ServicePrincipal("polls")), view)
+    assert refused.message == "The polls service may not call this endpoint."
+    assert not IsService().has_permission(_request("GET", ServicePrincipal("votes")), SimpleNamespace())
+    assert not IsService().has_permission(_request("GET", OPERATOR), view)
+    assert not IsService().has_permission(_request("GET", ANONYMOUS), view)
 
 
 def test_can_manage_compares_ids_as_strings() -> None:

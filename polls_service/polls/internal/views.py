@@ -14,6 +14,9 @@ from servicekit.internal import InternalAPIView
 
 @extend_schema(exclude=True)
 class InternalPollView(InternalAPIView):
+    # Replica misses: choice_service (gating choice edits) and vote_service (gating votes).
+    callers = frozenset({"choices", "votes"})
+
     def get(self, request: Any, poll_id: str) -> Response:
         poll = poll_get(poll_id=poll_id)
         if poll is None:

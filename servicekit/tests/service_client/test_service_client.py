@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from joserfc import jws
 
 from servicekit.conf import servicekit_settings
 from servicekit.errors import ServiceUnavailable
@@ -83,9 +84,16 @@ def test_get_json_sends_the_service_credential(upstream):
     body = client(upstream.url).get_json("/internal/polls/1/")
     assert body == {"path": "/internal/polls/1/"}
     headers = upstream.requests[0]["headers"]
-    assert headers["Authorization"] == f"Service {servicekit_settings.SERVICE_TOKEN}"
-    assert servicekit_settings.SERVICE_TOKEN
+    scheme, _, token = headers["Authorization"].partition(" ")
+    assert scheme == "Service"
+    claims = json.loads(jws.extract_compact(token.encode()).payload)
+    # Signed as this service (the kit suite holds vote_service's test key); the client's name is the audience.
+    me = servicekit_settings.SERVICE_NAME
+    assert (claims["iss"], claims["sub"], claims["aud"], claims["token_type"]) == (me, me, "polls", "service")
+    assert claims["exp"] - claims["iat"] == 60
     assert headers["Accept"] == "application/json"
+    client(upstream.url).get_json("/internal/polls/1/")
+    assert upstream.requests[1]["headers"]["Authorization"] == headers["Authorization"]  # reused, not re-signed
 
 
 def test_not_found_is_none(upstream):

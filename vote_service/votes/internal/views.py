@@ -18,6 +18,9 @@ class InternalPollState(InternalAPIView):
     """Answers ``{poll_id, version, status}``: the replica's state after the command (an older version
     changes nothing and answers the current state)."""
 
+    # Only the poll's owner service seals it.
+    callers = frozenset({"polls"})
+
     def put(self, request: Any, poll_id: uuid.UUID) -> Response:
         body = PollStateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -33,6 +36,9 @@ class InternalPollState(InternalAPIView):
 @extend_schema(exclude=True)
 class InternalPollVotes(InternalAPIView):
     """``{poll_id, votes: [{id, choice_id, version}], next}``, ordered by id; ``next`` null on the last page."""
+
+    # choice_service reconciles its projection against the ledger.
+    callers = frozenset({"choices"})
 
     def get(self, request: Any, poll_id: uuid.UUID) -> Response:
         query = LedgerQuerySerializer(data={k: v for k, v in request.query_params.items() if v != ""})

@@ -25,7 +25,7 @@ def state_url(poll_id) -> str:
 @pytest.fixture
 def service() -> APIClient:
     client = APIClient()
-    client.credentials(**service_credentials())
+    client.credentials(**service_credentials("polls"))
     return client
 
 
@@ -160,19 +160,22 @@ def test_a_malformed_poll_id_is_404(service):
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "status"),
     [
-        {},
-        bearer(make_access_token(OWNER_ID, "owner", roles=("user", "operator"))),
-        {"HTTP_AUTHORIZATION": "Service wrong-token"},
+        (dict, 401),
+        (lambda: bearer(make_access_token(OWNER_ID, "owner", roles=("user", "operator"))), 401),
+        (lambda: {"HTTP_AUTHORIZATION": "Service wrong-token"}, 401),
+        (lambda: service_credentials("polls", audience="choices"), 401),
+        (lambda: service_credentials("choices"), 403),
     ],
+    ids=["anonymous", "operator-user", "wrong-service-token", "polls-token-for-choices", "choice-service"],
 )
-def test_the_state_command_needs_the_service_credential(open_poll, headers):
+def test_only_the_polls_service_may_seal(open_poll, headers, status):
     client = APIClient()
     response = client.put(
-        state_url(open_poll.id), {"version": 9, "owner_id": 1, "status": "closed"}, format="json", **headers
+        state_url(open_poll.id), {"version": 9, "owner_id": 1, "status": "closed"}, format="json", **headers()
     )
-    assert response.status_code in (401, 403), response.content
+    assert response.status_code == status, response.content
     assert response["Content-Type"] == "application/problem+json"
     assert PollReplica.objects.get(pk=open_poll.id).status == "open"
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 def _service() -> APIClient:
     client = APIClient()
-    client.credentials(**service_credentials())
+    client.credentials(**service_credentials("choices"))
     return client
 
 

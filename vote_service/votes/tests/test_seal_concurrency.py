@@ -92,7 +92,7 @@ def test_no_vote_commits_after_the_seal_answered(slow_vote_inserts):
 
     def close() -> None:
         client = APIClient()
-        client.credentials(**service_credentials())
+        client.credentials(**service_credentials("polls"))
         try:
             _wait_for(lambda: count(lambda o: o[1] == 201) >= 20, deadline)  # votes are flowing
             response = client.put(
