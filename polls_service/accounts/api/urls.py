@@ -1,8 +1,9 @@
-"""Public routes of accounts: ``api/<version>/auth/...`` (v1-v3) and the public key set ``.well-known/jwks.json``."""
+"""Public routes of accounts: ``api/<version>/auth/...`` (v1-v3), the public key set ``.well-known/jwks.json``
+and OAuth 2.0 (``oauth/token/``, ``oauth/revoke/``, ``.well-known/oauth-authorization-server``)."""
 
 from django.urls import path
 
-from accounts.api import views
+from accounts.api import oauth, views
 from servicekit.api import versioned_urlpatterns
 
 urlpatterns = [
@@ -18,4 +19,7 @@ urlpatterns = [
         ]
     ),
     path(".well-known/jwks.json", views.jwks_view, name="jwks"),
+    path(".well-known/oauth-authorization-server", oauth.MetadataView.as_view(), name="oauth-metadata"),
+    path("oauth/token/", oauth.TokenView.as_view(), name="oauth-token"),
+    path("oauth/revoke/", oauth.RevocationView.as_view(), name="oauth-revoke"),
 ]

@@ -118,15 +118,31 @@ class TokenObtainView(CredentialView):
     def post(self, request: Request, version: str) -> Response:
         serializer = TokenObtainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        username = serializer.validated_data["username"]
-        try:
-            pair = services.token_obtain(**serializer.validated_data)
-        except services.InvalidCredentials:
-            audit.record("auth.login", request=request, actor=username, outcome=audit.FAILURE)
-            detection.login_failed(request, username=username)
-            raise
-        audit.record("auth.login", request=request, actor=pair.user, outcome=audit.SUCCESS)
-        return Response(_pair_body(request, pair))
+        return Response(_pair_body(request, login(request, **serializer.validated_data)))
+
+
+def login(request: Request, *, username: str, password: str) -> services.TokenPair:
+    """A token pair for valid credentials, audited; a failure also feeds the login rules (servicekit.detection)."""
+    try:
+        pair = services.token_obtain(username=username, password=password)
+    except services.InvalidCredentials:
+        audit.record("auth.login", request=request, actor=username, outcome=audit.FAILURE)
+        detection.login_failed(request, username=username)
+        raise
+    audit.record("auth.login", request=request, actor=pair.user, outcome=audit.SUCCESS)
+    return pair
+
+
+def rotate(request: Request, *, refresh: str) -> services.TokenPair:
+    """A new pair for a refresh token, audited; a reused one is a threat (its family is revoked)."""
+    try:
+        pair = services.token_refresh(refresh=refresh)
+    except services.RefreshTokenReused as reuse:
+        audit.record("auth.refresh_reuse", request=request, actor=reuse.user, outcome=audit.FAILURE)
+        detection.refresh_reused(request, actor=reuse.user, revoked=reuse.revoked)
+        raise
+    audit.record("auth.refresh", request=request, actor=pair.user, outcome=audit.SUCCESS)
+    return pair
 
 
 @rate_limited("token_refresh", key="ip")
@@ -135,14 +151,7 @@ class TokenRefreshView(CredentialView):
     def post(self, request: Request, version: str) -> Response:
         serializer = RefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            pair = services.token_refresh(refresh=serializer.validated_data["refresh"])
-        except services.RefreshTokenReused as reuse:
-            audit.record("auth.refresh_reuse", request=request, actor=reuse.user, outcome=audit.FAILURE)
-            detection.refresh_reused(request, actor=reuse.user, revoked=reuse.revoked)
-            raise
-        audit.record("auth.refresh", request=request, actor=pair.user, outcome=audit.SUCCESS)
-        return Response(_pair_body(request, pair))
+        return Response(_pair_body(request, rotate(request, refresh=serializer.validated_data["refresh"])))
 
 
 class LogoutView(CredentialView):
@@ -150,9 +159,14 @@ class LogoutView(CredentialView):
     def post(self, request: Request, version: str) -> Response:
         serializer = RefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.token_revoke(refresh=serializer.validated_data["refresh"])
-        audit.record("auth.logout", request=request, actor=user, outcome=audit.SUCCESS)
+        logout(request, refresh=serializer.validated_data["refresh"])
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def logout(request: Request, *, refresh: str) -> None:
+    """Revoke a refresh token, audited."""
+    user = services.token_revoke(refresh=refresh)
+    audit.record("auth.logout", request=request, actor=user, outcome=audit.SUCCESS)
 
 
 class LogoutEverywhereView(VersionedAPIView):
