@@ -120,3 +120,42 @@ def upstream_fixture(setting: str) -> Any:
             yield upstream
 
     return fake_upstream
+
+
+def sessions_revoked_event(user_id: int, generation: int) -> Any:
+    """A ``user.sessions_revoked`` event as polls_service emits it (the envelope's version is the generation)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from servicekit.events import Event
+
+    return Event(
+        version=generation,
+        id=str(uuid.uuid4()),
+        type="user.sessions_revoked",
+        occurred_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        producer="polls",
+        aggregate_id=str(user_id),
+        data={"user_id": user_id, "generation": generation, "reason": "logout_everywhere"},
+    )
+
+
+def assert_sessions_revoked_refuses_older_tokens(client_for: ClientFor, url: str) -> None:
+    """After this service consumed ``user.sessions_revoked``, ``GET url`` refuses the owner's older tokens only.
+
+    Generation 2 then a late generation 1: the held generation only moves up; tokens of generation 1 are
+    refused (401, "revoked"), of 2 and 3 accepted, and another user is untouched.
+    """
+    from servicekit.events.inbox import apply_event
+
+    assert client_for(OWNER_ID).get(url).status_code == 200
+    apply_event(sessions_revoked_event(OWNER_ID, 2))
+    apply_event(sessions_revoked_event(OWNER_ID, 1))  # late and older: changes nothing
+    refused = client_for(OWNER_ID).get(url)
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+    for generation, status in ((1, 401), (2, 200), (3, 200)):
+        token = make_access_token(OWNER_ID, f"user{OWNER_ID}", ("user",), sgen=generation)
+        holder = APIClient()
+        holder.credentials(**bearer(token))
+        assert holder.get(url).status_code == status, generation
+    assert client_for(OWNER_ID + 1).get(url).status_code == 200  # someone else

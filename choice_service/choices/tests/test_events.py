@@ -18,8 +18,7 @@ from choices.models import Choice, PollReplica, VoteProjection
 from choices.tests.factories import ChoiceFactory, PollReplicaFactory, tally
 from servicekit.events import Event
 from servicekit.events.inbox import apply_batch, apply_event
-from servicekit.testing import bearer, make_access_token
-from servicekit.testing_fixtures import OWNER_ID
+from servicekit.testing_fixtures import assert_sessions_revoked_refuses_older_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -294,26 +293,7 @@ def test_a_list_costs_the_same_queries_for_any_number_of_choices(anon, version):
     assert queries_for(1) == queries_for(8)
 
 
-def sessions_revoked(user_id: int, generation: int) -> Event:
-    return Event(
-        version=generation,
-        id=str(uuid.uuid4()),
-        type="user.sessions_revoked",
-        occurred_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        producer="polls",
-        aggregate_id=str(user_id),
-        data={"user_id": user_id, "generation": generation, "reason": "logout_everywhere"},
-    )
-
-
 def test_a_revocation_of_sessions_refuses_the_users_older_tokens_here_too(client_for):
-    url = "/api/v2/choices/?poll=00000000-0000-0000-0000-000000000000"
-    assert client_for(OWNER_ID).get(url).status_code == 200
-    apply_event(sessions_revoked(OWNER_ID, 2))
-    apply_event(sessions_revoked(OWNER_ID, 1))  # late and older: changes nothing
-    refused = client_for(OWNER_ID).get(url)
-    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
-    for generation, status in ((1, 401), (2, 200), (3, 200)):
-        token = make_access_token(OWNER_ID, f"user{OWNER_ID}", ("user",), sgen=generation)
-        assert client_for(None).get(url, **bearer(token)).status_code == status, generation
-    assert client_for(OWNER_ID + 1).get(url).status_code == 200  # someone else
+    assert_sessions_revoked_refuses_older_tokens(
+        client_for, "/api/v2/choices/?poll=00000000-0000-0000-0000-000000000000"
+    )

@@ -30,9 +30,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.api import views
-from servicekit import detection
 from servicekit.auth import InvalidToken, verify_token
-from servicekit.throttling import CredentialThrottle
 
 GRANT_TYPES = ("password", "refresh_token")
 MAX_PARAMETER_LENGTH = {"username": 150, "password": 128, "refresh_token": 8192, "token": 8192}
@@ -81,18 +79,8 @@ class OAuthView(APIView):
             return refused.response()
 
 
-class TokenView(OAuthView):
-    """RFC 6749 token endpoint: the password and refresh_token grants."""
-
-    throttle_classes = [detection.LoginBlockThrottle, CredentialThrottle]
-    throttle_scope = "login"
-
-    def throttled(self, request: Request, wait: float | None) -> None:
-        # As the JSON login: an attempt over the budget counts as a failed one; a blocked caller hears so.
-        blocked = detection.login_throttled(request)
-        if blocked:
-            raise detection.Blocked(blocked)
-        super().throttled(request, wait)
+class TokenView(views.LoginThrottling, OAuthView):
+    """RFC 6749 token endpoint: the password and refresh_token grants (throttled as the JSON login)."""
 
     def handle(self, request: Request) -> Response:
         grant_type = _parameter(request, "grant_type")

@@ -103,7 +103,9 @@ class RegisterView(CredentialView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class TokenObtainView(CredentialView):
+class LoginThrottling:
+    """The login budgets (per address and username) and the login rules' blocks (``servicekit.detection``)."""
+
     throttle_classes = [detection.LoginBlockThrottle, CredentialThrottle]
     throttle_scope = "login"
 
@@ -112,8 +114,10 @@ class TokenObtainView(CredentialView):
         blocked = detection.login_throttled(request)
         if blocked:
             raise detection.Blocked(blocked)
-        super().throttled(request, wait)
+        super().throttled(request, wait)  # type: ignore[misc]  # the APIView it is mixed into
 
+
+class TokenObtainView(LoginThrottling, CredentialView):
     @extend_schema(request=TokenObtainSerializer, responses={200: TokenPairSerializer}, summary="Log in")
     def post(self, request: Request, version: str) -> Response:
         serializer = TokenObtainSerializer(data=request.data)
