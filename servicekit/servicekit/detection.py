@@ -157,6 +157,28 @@ def _rule(kind: str) -> tuple[int, int] | None:
 # --- Rules ------------------------------------------------------------------------------------------
 
 
+def _enforce(
+    rule: str,
+    subject: str,
+    count: int,
+    limit: int,
+    window: int,
+    cooldown: int,
+    request: Any,
+    counted: str,
+    *,
+    actor: Any = None,
+) -> None:
+    """``count`` events of ``rule`` for ``subject`` in ``window`` seconds: at ``limit`` the subject is blocked
+    for ``cooldown`` seconds, and the threat is recorded once per window (detail ``{counted: count, ...}``)."""
+    if count < limit:
+        return
+    block(rule, subject, cooldown)
+    if _fire_once(rule, subject, window):
+        detail = {counted: count, "window_seconds": window, "blocked_seconds": cooldown}
+        _threat(rule, request=request, actor=actor, detail=detail)
+
+
 def login_failed(request: Any, *, username: str) -> None:
     """Count a failed login: credential stuffing per address, brute force per username; block when they fire."""
     name = normalize_username(username)
@@ -167,15 +189,7 @@ def login_failed(request: Any, *, username: str) -> None:
         if stuffing is not None and address:
             limit, window = stuffing
             distinct = _count_in_window(_key("stuffing", _digest(address)), _digest(name), window)
-            if distinct >= limit:
-                block(CREDENTIAL_STUFFING, address, cooldown)
-                if _fire_once(CREDENTIAL_STUFFING, address, window):
-                    _threat(
-                        CREDENTIAL_STUFFING,
-                        request=request,
-                        actor=None,
-                        detail={"usernames": distinct, "window_seconds": window, "blocked_seconds": cooldown},
-                    )
+            _enforce(CREDENTIAL_STUFFING, address, distinct, limit, window, cooldown, request, "usernames")
         if name:
             _count_brute_force(request, name)
     except Exception:  # the store is down: fail open
@@ -190,15 +204,7 @@ def _count_brute_force(request: Any, name: str) -> None:
     cooldown = int(servicekit_settings.DETECT_LOGIN_BLOCK_SECONDS)
     try:
         failures = _count_in_window(_key("brute", _digest(name)), uuid.uuid4().hex, window)
-        if failures >= limit:
-            block(BRUTE_FORCE, name, cooldown)
-            if _fire_once(BRUTE_FORCE, name, window):
-                _threat(
-                    BRUTE_FORCE,
-                    request=request,
-                    actor=name,
-                    detail={"failures": failures, "window_seconds": window, "blocked_seconds": cooldown},
-                )
+        _enforce(BRUTE_FORCE, name, failures, limit, window, cooldown, request, "failures", actor=name)
     except Exception:  # the store is down: fail open
         logger.warning("detection store unavailable", extra={"rule": BRUTE_FORCE}, exc_info=True)
 
@@ -226,16 +232,8 @@ def forbidden(request: Any, *, user_id: Any, username: str = "") -> None:
     subject = str(user_id)
     try:
         denials = _count_in_window(_key("forbidden", _digest(subject)), uuid.uuid4().hex, window)
-        if denials >= limit:
-            cooldown = int(servicekit_settings.DETECT_USER_BLOCK_SECONDS)
-            block(FORBIDDEN_BURST, subject, cooldown)
-            if _fire_once(FORBIDDEN_BURST, subject, window):
-                _threat(
-                    FORBIDDEN_BURST,
-                    request=request,
-                    actor=None,
-                    detail={"denials": denials, "window_seconds": window, "blocked_seconds": cooldown},
-                )
+        cooldown = int(servicekit_settings.DETECT_USER_BLOCK_SECONDS)
+        _enforce(FORBIDDEN_BURST, subject, denials, limit, window, cooldown, request, "denials")
     except Exception:
         logger.warning("detection store unavailable", extra={"rule": FORBIDDEN_BURST}, exc_info=True)
 
