@@ -59,6 +59,32 @@ def mint(user: AbstractBaseUser, *, token_type: str, lifetime: int, generation: 
     return MintedToken(token=token, jti=jti, issued_at=now, expires_at=now + lifetime)
 
 
+def mint_client_token(*, client_id: str, scopes: list[str], lifetime: int) -> MintedToken:
+    """An access token of a machine client (``client_credentials``): no user, its granted ``scope``.
+
+    ``sub`` is ``client:<client_id>`` (never a user id); services accept it only where a view requires one
+    of its scopes (``servicekit.auth.client_principal``).
+    """
+    signing = keyring().signing_key()
+    if signing is None:
+        raise ServiceUnavailable("Token signing is not configured on this service.", code="signing-key-missing")
+    now = int(time.time())
+    jti = uuid.uuid4().hex
+    claims = {
+        "iss": servicekit_settings.JWT_ISSUER,
+        "aud": servicekit_settings.JWT_AUDIENCE,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": jti,
+        "sub": f"client:{client_id}",
+        "client_id": client_id,
+        "scope": " ".join(scopes),
+        "token_type": "access",
+    }
+    token = jwt.encode(claims, signing.private_key, algorithm=ALGORITHM, headers={"kid": signing.kid, "typ": "JWT"})
+    return MintedToken(token=token, jti=jti, issued_at=now, expires_at=now + lifetime)
+
+
 def access_lifetime() -> int:
     """Seconds an access token lives (``JWT_ACCESS_MINUTES``, at most 15 minutes)."""
     return min(int(servicekit_settings.JWT_ACCESS_SECONDS), 15 * 60)

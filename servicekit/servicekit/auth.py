@@ -52,7 +52,7 @@ from rest_framework.request import Request
 from servicekit import detection, jwks, sessions
 from servicekit.conf import servicekit_settings
 from servicekit.logging import bind_user
-from servicekit.principal import ROLE_OPERATOR, ROLE_USER, Principal
+from servicekit.principal import ROLE_OPERATOR, ROLE_USER, ClientPrincipal, Principal
 
 logger = logging.getLogger(__name__)
 
@@ -406,6 +406,27 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     return Principal(id=int(sub), username=username, roles=frozenset(roles) & KNOWN_ROLES)
 
 
+def client_principal(request: Request, claims: dict[str, Any]) -> ClientPrincipal:
+    """The machine client of a ``client_credentials`` token, if the view requires a scope it holds.
+
+    A view admits client tokens by naming a scope (``client_scope = "results:read"``); anywhere else, or
+    without that scope, the token is a 403 ``insufficient_scope`` (RFC 6750 §3.1) whatever the view's
+    permissions: a machine client never acts as a user.
+    """
+    client_id, scope = claims.get("client_id"), claims.get("scope", "")
+    if not isinstance(client_id, str) or not client_id or not isinstance(scope, str):
+        raise InvalidToken()
+    principal = ClientPrincipal(client_id=client_id, scopes=frozenset(scope.split()))
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    required = getattr(view, "client_scope", None)
+    if required is None or required not in principal.scopes:
+        record_auth_failure("insufficient_scope")
+        raise exceptions.PermissionDenied(
+            f"This client's token does not grant {required}." if required else "Client tokens are not accepted here."
+        )
+    return principal
+
+
 class AnonymousPrincipal:
     """``request.user`` when no credential was sent: not authenticated, no id, no roles."""
 
@@ -435,7 +456,7 @@ class JWTAuthentication(BaseAuthentication):
 
     keyword = "Bearer"
 
-    def authenticate(self, request: Request) -> tuple[Principal, dict[str, Any]] | None:
+    def authenticate(self, request: Request) -> tuple[Principal | ClientPrincipal, dict[str, Any]] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
@@ -447,6 +468,8 @@ class JWTAuthentication(BaseAuthentication):
             if not credential or " " in credential:
                 raise InvalidToken("The Authorization header must be 'Bearer <token>'.", reason="malformed")
             claims = verify_token(credential, token_type="access")
+            if "client_id" in claims:
+                return client_principal(request, claims), claims
             principal = principal_from_claims(claims)
             bind_user(principal.id)  # this request's log lines carry user.id from here on
             if sessions.revoked(user_id=principal.id, claims=claims):

@@ -45,3 +45,32 @@ class Principal:
 
     def __str__(self) -> str:
         return self.username
+
+
+@dataclass(frozen=True)
+class ClientPrincipal:
+    """A registered machine client (OAuth 2.0 ``client_credentials``): no user, only the scopes it was granted.
+
+    A client token is accepted only by a view that names a scope it holds (``client_scope``, checked by
+    ``servicekit.auth.JWTAuthentication``); everywhere else it is a 403, and it never counts as a user.
+    """
+
+    client_id: str
+    scopes: frozenset[str] = frozenset()
+
+    id = None
+    pk = None
+    roles: frozenset[str] = frozenset()
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_operator = False
+    is_staff = False
+    is_service = False
+
+    @property
+    def username(self) -> str:
+        return f"client:{self.client_id}"
+
+    def __str__(self) -> str:
+        return self.username

@@ -212,6 +212,14 @@ def make_access_token(
     return make_token(claims, private_key=private_key)
 
 
+def make_client_token(client_id: str, scope: str = "results:read", **overrides: Any) -> str:
+    """An access token of an OAuth machine client (``client_credentials``) with ``scope``."""
+    claims = {**token_claims(1, "unused", ()), "sub": f"client:{client_id}", "client_id": client_id, "scope": scope}
+    claims.pop("username", None)
+    claims.pop("roles", None)
+    return make_token({**claims, **overrides})
+
+
 def bearer(token: str) -> dict[str, str]:
     """Keyword arguments for Django's test client: ``client.get(url, **bearer(token))``."""
     return {"HTTP_AUTHORIZATION": f"Bearer {token}"}

@@ -2,7 +2,9 @@
 
 The client discovers the endpoints from the RFC 8414 metadata, logs in with the password grant, calls
 the API with the token it holds (all three services), refreshes, revokes its refresh token (RFC 7009),
-and is refused a refresh afterwards with the RFC 6749 error its library understands.
+and is refused a refresh afterwards with the RFC 6749 error its library understands. A registered
+machine client gets a ``results:read`` token with ``client_credentials`` and reads results with it, and
+nothing else.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import pytest
 import requests
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
+
+from scripts.loadgen import Platform
 
 pytestmark = pytest.mark.stack
 
@@ -69,3 +73,28 @@ def test_a_wrong_password_is_an_error_the_library_understands(metadata, account)
     with pytest.raises(OAuthError) as refused:
         client.fetch_token(metadata["token_endpoint"], username=account["username"], password="not it")
     assert refused.value.error == "invalid_grant"
+
+
+def test_a_registered_machine_client_reads_results_and_nothing_else(stack, metadata) -> None:
+    client_id = f"dashboard-{uuid.uuid4().hex[:8]}"
+    printed = stack.manage("polls", "oauth_client_register", client_id, "Results dashboard", "--scope", "results:read")
+    secret = dict(line.split("=", 1) for line in printed.stdout.split())["client_secret"]
+    assert "results:read" in metadata["scopes_supported"] and "client_credentials" in metadata["grant_types_supported"]
+
+    client = OAuth2Session(client_id=client_id, client_secret=secret, scope="results:read")
+    token = client.fetch_token(metadata["token_endpoint"], grant_type="client_credentials")
+    assert token["scope"] == "results:read" and "refresh_token" not in token
+
+    (poll,) = Platform(gateway_url=stack.gateway_url, run_dir=stack.run_dir, owner_id=930_001).create_polls(
+        1, choices=2
+    )
+    results = client.get(f"{stack.gateway_url}/api/v1/results/{poll.id}/", timeout=15)
+    assert results.status_code == 200 and results.json()["poll"] == poll.id, results.text
+    for path in ("/api/v1/votes/", "/api/v1/auth/me/", f"/api/v2/choices/?poll={poll.id}"):
+        refused = client.get(stack.gateway_url + path, timeout=15)
+        assert refused.status_code == 403, (path, refused.text)
+
+    wrong = OAuth2Session(client_id=client_id, client_secret="not the secret")
+    with pytest.raises(OAuthError) as refused:
+        wrong.fetch_token(metadata["token_endpoint"], grant_type="client_credentials")
+    assert refused.value.error == "invalid_client"

@@ -93,6 +93,7 @@ class ResultsView(PublicReadMixin, VersionedAPIView):
     for a non-draft poll (a draft's only its owner and operators)."""
 
     permission_classes = [AllowAny]
+    client_scope = "results:read"  # OAuth machine clients holding it may read results too
     serializer_classes = {"v1": ResultsSerializer, "v3": ResultsHALSerializer}
     error_statuses = {"get": (503,)}
     read_cache_control = PUBLIC_REVALIDATE  # a vote shows in the very next read of an open poll's results

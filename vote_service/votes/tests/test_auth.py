@@ -12,6 +12,7 @@ from servicekit.testing import (
     bearer,
     forged_token_requests,
     make_access_token,
+    make_client_token,
 )
 
 pytestmark = pytest.mark.django_db
@@ -42,3 +43,29 @@ def test_internal_endpoints_need_the_service_credential(client) -> None:
         200,
         404,
     )
+
+
+# --- OAuth machine clients (client_credentials tokens): only where a view requires a scope they hold ---------
+
+
+def test_a_client_token_with_results_read_reads_results(client, open_poll) -> None:
+    token = make_client_token("dashboard", scope="results:read")
+    response = client.get(f"/api/v1/results/{open_poll.id}/", **bearer(token))
+    assert response.status_code == 200, response.content
+    assert response.json()["poll"] == str(open_poll.id)
+
+
+@pytest.mark.parametrize("method, path, body", PROTECTED, ids=[f"{m} {p}" for m, p, _ in PROTECTED])
+def test_a_client_token_is_no_user(client, method, path, body) -> None:
+    response = getattr(client, method)(path, body, format="json", **bearer(make_client_token("dashboard")))
+    assert response.status_code == 403, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["detail"] == "Client tokens are not accepted here."
+
+
+def test_a_client_token_without_the_scope_is_refused_even_where_anyone_may_read(client, open_poll) -> None:
+    response = client.get(f"/api/v1/results/{open_poll.id}/", **bearer(make_client_token("dashboard", scope="")))
+    assert response.status_code == 403
+    assert response.json()["detail"] == "This client's token does not grant results:read."
+    malformed = make_client_token("dashboard", scope=["results:read"])
+    assert client.get(f"/api/v1/results/{open_poll.id}/", **bearer(malformed)).status_code == 401
