@@ -78,3 +78,21 @@ def test_no_direct_edits_or_adds(staff_client) -> None:
     assert staff_client.get(f"{CHANGELIST}add/").status_code == 403
     staff_client.post(f"{CHANGELIST}{poll.pk}/change/", {"question": "Edited behind the API"})
     assert Poll.objects.get(pk=poll.pk).question != "Edited behind the API"
+
+
+def test_oauth_clients_are_listed_and_deactivated_never_added_in_the_admin(staff_client) -> None:
+    from accounts import services
+    from accounts.models import OAuthClient
+
+    client, secret = services.oauth_client_register(client_id="board", name="Board", scopes=["results:read"])
+    changelist = "/admin/polls/accounts/oauthclient/"
+    listing = staff_client.get(changelist)
+    assert listing.status_code == 200 and "board" in listing.content.decode()
+    page = staff_client.get(f"{changelist}{client.pk}/change/").content.decode()
+    assert secret not in page and client.secret_hash not in page
+    assert staff_client.get(f"{changelist}add/").status_code == 403  # a secret is shown once, by the command
+    changed = staff_client.post(
+        f"{changelist}{client.pk}/change/", {"name": "Board", "scopes": "results:read", "is_active": ""}
+    )
+    assert changed.status_code == 302
+    assert OAuthClient.objects.get(pk=client.pk).is_active is False
