@@ -1,7 +1,7 @@
 """Minting RS256 tokens with the issuer's key (servicekit.auth's keyring holds it, loaded once).
 
 Claims: ``iss``, ``aud``, ``iat``, ``exp``, ``jti``, ``sub`` (user id as a string), ``username``,
-``roles``, ``token_type`` ("access" or "refresh") and ``sgen`` (the user's session generation,
+``roles``, ``joined`` (the account's creation time: voter policies), ``token_type`` ("access" or "refresh") and ``sgen`` (the user's session generation,
 ``servicekit.sessions``: revoking sessions refuses every token of an older one); header ``kid``. Verification is
 ``servicekit.auth.verify_token`` -- the same code every service runs.
 """
@@ -52,6 +52,8 @@ def mint(user: AbstractBaseUser, *, token_type: str, lifetime: int, generation: 
         "sub": str(user.pk),
         "username": user.get_username(),
         "roles": roles_of(user),
+        # When the account was created: the account-age rule of voter policies (servicekit.voter_policy).
+        "joined": int(user.date_joined.timestamp()),
         "token_type": token_type,
         sessions.CLAIM: generation,
     }

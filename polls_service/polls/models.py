@@ -31,6 +31,8 @@ class Poll(models.Model):
     owner_id = models.BigIntegerField(db_index=True)
     owner_username = models.CharField(max_length=150, blank=True, default="")
     closes_at = models.DateTimeField(null=True, blank=True)
+    # Who may vote (servicekit.voter_policy; None: every signed-in user), set while drafting.
+    voter_policy = models.JSONField(null=True, blank=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

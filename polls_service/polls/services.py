@@ -38,7 +38,7 @@ from servicekit.replicas import TOMBSTONE_VERSION, replica_apply_many
 
 logger = logging.getLogger(__name__)
 
-EDITABLE_FIELDS = ("question", "description", "closes_at")
+EDITABLE_FIELDS = ("question", "description", "closes_at", "voter_policy")
 
 
 def _event_data(poll: Poll, *, status: str | None = None) -> dict[str, Any]:
@@ -48,6 +48,7 @@ def _event_data(poll: Poll, *, status: str | None = None) -> dict[str, Any]:
         "status": status or poll.status,
         "closes_at": poll.closes_at,
         "question": poll.question,
+        "voter_policy": poll.voter_policy,
     }
 
 
@@ -85,8 +86,15 @@ def _locked(poll: Poll) -> Poll:
         raise Conflict("The poll no longer exists.", code="poll-gone") from None
 
 
-def poll_create(*, actor: Any, question: str, description: str = "", closes_at: datetime | None = None) -> Poll:
-    """A new draft poll owned by ``actor`` (version 1)."""
+def poll_create(
+    *,
+    actor: Any,
+    question: str,
+    description: str = "",
+    closes_at: datetime | None = None,
+    voter_policy: dict[str, Any] | None = None,
+) -> Poll:
+    """A new draft poll owned by ``actor`` (version 1), open to the voters ``voter_policy`` admits."""
     if not is_principal(actor):
         raise PermissionDenied("Sign in to create a poll.")
     _validate_closes_at(closes_at)
@@ -95,6 +103,7 @@ def poll_create(*, actor: Any, question: str, description: str = "", closes_at: 
             question=question,
             description=description,
             closes_at=closes_at,
+            voter_policy=voter_policy,
             owner_id=actor.id,
             owner_username=actor.username,
             status=PollStatus.DRAFT,
@@ -104,7 +113,7 @@ def poll_create(*, actor: Any, question: str, description: str = "", closes_at: 
 
 
 def poll_update(*, poll: Poll, actor: Any, data: dict[str, Any]) -> Poll:
-    """Change question, description and/or closes_at of a draft (other keys are ignored)."""
+    """Change question, description, closes_at and/or voter_policy of a draft (other keys are ignored)."""
     _require_manager(actor, poll)
     changes = {key: value for key, value in data.items() if key in EDITABLE_FIELDS}
     if "closes_at" in changes:

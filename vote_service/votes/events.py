@@ -11,8 +11,7 @@ import logging
 
 from servicekit import sessions
 from servicekit.events import Event, handles
-from servicekit.replicas import poll_state
-from votes.services import choice_replica_apply, poll_replica_apply
+from votes.services import choice_replica_apply, poll_replica_apply, poll_replica_state
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +28,9 @@ def _versioned(event: Event) -> bool:
 @handles("poll.created", "poll.updated", "poll.opened", "poll.closed", "poll.deleted")
 def on_poll_changed(event: Event) -> None:
     if _versioned(event):
-        poll_replica_apply(poll_id=event.data["id"], version=event.version, state=poll_state(event.data, event.type))
+        poll_replica_apply(
+            poll_id=event.data["id"], version=event.version, state=poll_replica_state(event.data, event.type)
+        )
 
 
 @handles("choice.created", "choice.updated", "choice.deleted")

@@ -42,7 +42,11 @@ class PollReplica(PollReplicaBase):
 
     Its row is the gate: a vote, change or retraction holds ``FOR SHARE`` on it while it checks and
     writes; the seal takes ``FOR UPDATE``, so it waits for them and everything after it sees its state.
+    ``voter_policy`` (``servicekit.voter_policy``) comes with the poll's events and reads; the seal
+    leaves it as it is (it can only change while the poll is a draft).
     """
+
+    voter_policy = models.JSONField(null=True, blank=True)
 
 
 class ChoiceReplica(Replica):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -25,9 +26,9 @@ from django.db.models import Subquery
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
-from servicekit import tracing
+from servicekit import tracing, voter_policy
 from servicekit.conf import servicekit_settings
-from servicekit.errors import Conflict, UnprocessableEntity
+from servicekit.errors import Conflict, Problem, UnprocessableEntity
 from servicekit.events import emit
 from servicekit.events.event import Event
 from servicekit.events.models import OutboxEvent
@@ -42,12 +43,18 @@ from votes.results import results_invalidate_on_commit
 # --- Replicas ------------------------------------------------------------------------------------
 
 
+def poll_replica_state(data: dict[str, Any], event_type: str | None = None) -> dict[str, Any]:
+    """The replica's fields from a poll event's data or an internal poll read: the shared ones and the
+    voter policy (older producers send none: every signed-in user)."""
+    return {**poll_state(data, event_type), "voter_policy": voter_policy.normalise(data.get("voter_policy"))}
+
+
 def _poll_fetch(poll_id: uuid.UUID | str) -> dict[str, Any] | None:
     """polls_service's current state of a poll (``version`` and the replica's fields), or None."""
     data = polls_client().get_json(f"/internal/polls/{poll_id}/")
     if data is None:
         return None
-    return {"version": int(data["version"]), **poll_state(data)}
+    return {"version": int(data["version"]), **poll_replica_state(data)}
 
 
 def _choice_fetch(choice_id: uuid.UUID | str) -> dict[str, Any] | None:
@@ -303,8 +310,40 @@ def _cast_with_the_orm(vote: Vote) -> _Attempt:
     return _Attempt(status, is_open, found, True)
 
 
-def vote_cast(*, actor: Principal, poll_id: uuid.UUID, choice_id: uuid.UUID) -> Vote:
-    """Record the actor's vote; 409 if they already voted in this poll, 422 if the poll or choice forbid it.
+# The voter policy of each poll seen open or closed: fixed from then on (only a draft's policy can change),
+# so a process reads it once per poll and a warm vote reads nothing for it.
+_settled_policies: dict[uuid.UUID, dict[str, Any] | None] = {}
+SETTLED_POLICIES_SIZE = 4096
+
+
+def _voter_refusal(*, poll_id: uuid.UUID, claims: Mapping[str, Any]) -> str | None:
+    """Why the token's holder may not vote in ``poll_id`` (``servicekit.voter_policy``), or None."""
+    if poll_id in _settled_policies:
+        policy = _settled_policies[poll_id]
+    else:
+        replica = PollReplica.objects.filter(pk=poll_id).values_list("status", "voter_policy")
+        try:
+            row = replica.first()
+        except OperationalError:
+            # As for the vote's statement: a connection that died since its last use is reopened once.
+            if connection.in_atomic_block:
+                raise
+            connection.close()
+            row = replica.first()
+        if row is None or row[0] == PollReplica.Status.DRAFT:
+            return None  # unknown or not open yet: the attempt refuses or fetches, and asks again
+        policy = row[1]
+        if len(_settled_policies) >= SETTLED_POLICIES_SIZE:
+            _settled_policies.clear()
+        _settled_policies[poll_id] = policy
+    return voter_policy.refusal(policy, claims)
+
+
+def vote_cast(
+    *, actor: Principal, poll_id: uuid.UUID, choice_id: uuid.UUID, claims: Mapping[str, Any] | None = None
+) -> Vote:
+    """Record the actor's vote; 409 if they already voted in this poll, 422 if the poll or choice forbid it,
+    403 if the poll's voter policy does not admit the actor's token ``claims``.
 
     A replica miss (unknown poll or choice, or a poll still ``draft`` here) is fetched from its owner,
     stored by version, and the attempt repeated once.
@@ -345,16 +384,21 @@ def vote_cast(*, actor: Principal, poll_id: uuid.UUID, choice_id: uuid.UUID) -> 
             return _cast_with_the_orm(vote)
 
     try:
-        return _cast_attempts(attempt, vote=vote, poll_id=poll_id, choice_id=choice_id)
+        return _cast_attempts(attempt, vote=vote, poll_id=poll_id, choice_id=choice_id, claims=claims or {})
     finally:
         if outbox_span is not None:
             outbox_span.end()
 
 
-def _cast_attempts(attempt: Any, *, vote: Vote, poll_id: uuid.UUID, choice_id: uuid.UUID) -> Vote:
+def _cast_attempts(
+    attempt: Any, *, vote: Vote, poll_id: uuid.UUID, choice_id: uuid.UUID, claims: Mapping[str, Any]
+) -> Vote:
     """Run ``attempt`` until the vote is in, fetching a missing replica once each; raise the refusal."""
     fetched: set[str] = set()
     while True:
+        refused = _voter_refusal(poll_id=poll_id, claims=claims)
+        if refused:
+            raise Problem(refused, status=403, code="voter-not-admitted")
         seen = attempt()
         if seen.inserted:
             vote._state.adding = False

@@ -6,14 +6,16 @@ from typing import Any
 
 from polls.api.serializers import PollSerializer
 from polls.models import Poll
+from servicekit import voter_policy
 from servicekit.api.hal import action, link, links_field
 from servicekit.permissions import can_manage, is_operator, is_principal
 
 POLL_ACTIONS = ("edit", "delete", "open", "close", "add_choice", "vote")
 
 
-def poll_links(poll: Poll, *, actor: Any, voted: bool) -> dict[str, Any]:
-    """The links of ``poll`` for ``actor``: related resources always, actions only when allowed now."""
+def poll_links(poll: Poll, *, actor: Any, voted: bool, claims: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The links of ``poll`` for ``actor``: related resources always, actions only when allowed now
+    (``vote`` only if the poll's voter policy admits the caller's token ``claims``)."""
     href = f"/api/v3/polls/{poll.id}/"
     links: dict[str, Any] = {
         "self": link(href),
@@ -30,7 +32,12 @@ def poll_links(poll: Poll, *, actor: Any, voted: bool) -> dict[str, Any]:
             links["delete"] = action(href, "DELETE")
         if poll.is_open:
             links["close"] = action(f"{href}close/", "POST")
-    if poll.is_open and is_principal(actor) and not voted:
+    if (
+        poll.is_open
+        and is_principal(actor)
+        and not voted
+        and voter_policy.refusal(poll.voter_policy, claims or {}) is None
+    ):
         links["vote"] = action("/api/v3/votes/", "POST")
     return links
 
@@ -48,4 +55,5 @@ class PollHALSerializer(PollSerializer):
         request = self.context.get("request")
         actor = getattr(request, "user", None)
         voted = poll.id in self.context.get("voted", ())
-        return poll_links(poll, actor=actor, voted=voted)
+        claims = getattr(request, "auth", None)
+        return poll_links(poll, actor=actor, voted=voted, claims=claims if isinstance(claims, dict) else None)

@@ -27,6 +27,7 @@ class InternalPollView(InternalAPIView):
                 "owner_id": poll.owner_id,
                 "status": poll.status,
                 "closes_at": poll.closes_at,
+                "voter_policy": poll.voter_policy,
                 "version": poll.version,
             }
         )

@@ -53,6 +53,7 @@ def test_v1_representation(anonymous) -> None:
         "owner": 4,
         "owner_username": "dora",
         "closes_at": None,
+        "voter_policy": None,
         "created_at": body["created_at"],
         "updated_at": body["updated_at"],
     }

@@ -27,7 +27,14 @@ def test_internal_poll_answers_the_service_credential_only() -> None:
     url = f"/internal/polls/{poll.id}/"
     response = client.get(url, **service_credentials("choices"))
     assert response.status_code == 200
-    assert response.json() == {"id": str(poll.id), "owner_id": 3, "status": "draft", "closes_at": None, "version": 4}
+    assert response.json() == {
+        "id": str(poll.id),
+        "owner_id": 3,
+        "status": "draft",
+        "closes_at": None,
+        "voter_policy": None,
+        "version": 4,
+    }
     assert client.get(url).status_code in (401, 403)
     assert client.get(url, **auth_headers(3, "owner", ("user", "operator"))).status_code in (401, 403)
     assert client.get(url, HTTP_AUTHORIZATION="Service wrong").status_code in (401, 403)

@@ -35,6 +35,7 @@ def test_create_makes_a_draft_owned_by_the_actor_and_emits_poll_created(outbox) 
         "status": "draft",
         "closes_at": None,
         "question": "Tea or coffee?",
+        "voter_policy": None,
     }
 
 

@@ -71,7 +71,8 @@ class VoteViewSet(VersionedGenericViewSet):
     @extend_schema(summary="Vote in an open poll (once per poll)", request=VoteCreateSerializer)
     def create(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         data = self.validated_input(request)
-        vote = services.vote_cast(actor=self.actor, poll_id=data["poll"], choice_id=data["choice"])
+        claims = request.auth if isinstance(request.auth, dict) else {}
+        vote = services.vote_cast(actor=self.actor, poll_id=data["poll"], choice_id=data["choice"], claims=claims)
         location = f"/api/{self.api_version}/votes/{vote.id}/"
         return Response(self._render(vote), status=status.HTTP_201_CREATED, headers={"Location": location})
 

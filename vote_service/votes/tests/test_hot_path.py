@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from servicekit import sessions
 from servicekit.events.models import OutboxEvent
 from votes.models import Vote
+from votes.services import _voter_refusal
 from votes.tests.conftest import choices_of
 
 pytestmark = pytest.mark.django_db
@@ -28,9 +29,22 @@ def _statements(context: CaptureQueriesContext) -> list[str]:
     return [q["sql"] for q in context.captured_queries if "SAVEPOINT" not in q["sql"].upper()]
 
 
+def test_an_open_polls_voter_policy_is_read_once_per_process(client_for, open_poll):
+    choice = choices_of(open_poll)[0]
+    counts = []
+    for voter_id in (501, 502):
+        with CaptureQueriesContext(connection) as context:
+            body = {"poll": str(open_poll.id), "choice": str(choice.id)}
+            assert client_for(voter_id).post("/api/v1/votes/", body, format="json").status_code == 201
+        policy_reads = [sql for sql in _statements(context) if '"voter_policy"' in sql]
+        counts.append(len(policy_reads))
+    assert counts == [1, 0]
+
+
 def test_casting_a_vote_with_warm_replicas(voter, open_poll, settings):
     settings.POLLS_INTERNAL_URL = settings.CHOICE_INTERNAL_URL = "http://127.0.0.1:9"  # any call would fail
     choice = choices_of(open_poll)[0]
+    _voter_refusal(poll_id=open_poll.id, claims={})  # the open poll's voter policy, read once per process
     with CaptureQueriesContext(connection) as context:
         response = voter.post("/api/v1/votes/", {"poll": str(open_poll.id), "choice": str(choice.id)}, format="json")
     assert response.status_code == 201
@@ -112,6 +126,7 @@ def test_refusals_with_warm_replicas_cost_the_one_statement(voter, open_poll, ca
         choice = ChoiceReplicaFactory(poll_id=PollReplicaFactory(status="open").id)
     else:
         PollReplica.objects.filter(pk=open_poll.pk).update(status="deleted")
+    _voter_refusal(poll_id=open_poll.id, claims={})  # warm, like the replicas
     with CaptureQueriesContext(connection) as context:
         response = voter.post("/api/v1/votes/", {"poll": str(open_poll.id), "choice": str(choice.id)}, format="json")
     assert response.status_code == status and response.json()["type"].endswith(f"/{code}")
