@@ -4,6 +4,7 @@ internal read, and v3's ``vote`` link is shown only to callers the policy admits
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 from rest_framework.test import APIClient
@@ -83,9 +84,8 @@ def test_the_vote_link_is_only_for_callers_the_policy_admits() -> None:
 def test_tokens_carry_when_the_account_was_created(client, django_user_model) -> None:
     import jwt
 
-    user = django_user_model.objects.create_user("ageing", password="a long enough password 1")
-    response = client.post(
-        "/api/v1/auth/token/", {"username": "ageing", "password": "a long enough password 1"}, "application/json"
-    )
+    credentials = {"username": "ageing", "password": f"{uuid.uuid4()} ageing"}
+    user = django_user_model.objects.create_user(**credentials)
+    response = client.post("/api/v1/auth/token/", credentials, "application/json")
     claims = jwt.decode(response.json()["access"], options={"verify_signature": False})
     assert claims["joined"] == int(user.date_joined.timestamp())
