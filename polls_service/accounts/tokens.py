@@ -1,8 +1,9 @@
 """Minting RS256 tokens with the issuer's key (servicekit.auth's keyring holds it, loaded once).
 
 Claims: ``iss``, ``aud``, ``iat``, ``exp``, ``jti``, ``sub`` (user id as a string), ``username``,
-``roles``, ``joined`` (the account's creation time: voter policies), ``token_type`` ("access" or "refresh") and ``sgen`` (the user's session generation,
-``servicekit.sessions``: revoking sessions refuses every token of an older one); header ``kid``. Verification is
+``roles``, ``joined`` (the account's creation time: voter policies), ``token_type`` ("access" or
+"refresh") and ``sgen`` (the user's session generation, ``servicekit.sessions``: revoking sessions
+refuses every token of an older one); header ``kid``. Verification is
 ``servicekit.auth.verify_token`` -- the same code every service runs.
 """
 
