@@ -85,9 +85,9 @@ def test_a_registered_machine_client_reads_results_and_nothing_else(stack, metad
     token = client.fetch_token(metadata["token_endpoint"], grant_type="client_credentials")
     assert token["scope"] == "results:read" and "refresh_token" not in token
 
-    (poll,) = Platform(gateway_url=stack.gateway_url, run_dir=stack.run_dir, owner_id=930_001).create_polls(
-        1, choices=2
-    )
+    platform = Platform(gateway_url=stack.gateway_url, run_dir=stack.run_dir, owner_id=930_001)
+    (poll,) = platform.create_polls(1, choices=2)
+    platform.wait_warm([poll])  # vote_service has heard the poll opened (until then a draft there: 404)
     results = client.get(f"{stack.gateway_url}/api/v1/results/{poll.id}/", timeout=15)
     assert results.status_code == 200 and results.json()["poll"] == poll.id, results.text
     for path in ("/api/v1/votes/", "/api/v1/auth/me/", f"/api/v2/choices/?poll={poll.id}"):
