@@ -37,8 +37,8 @@ def roles_of(user: Any) -> list[str]:
     return [ROLE_USER, ROLE_OPERATOR] if (user.is_staff or user.is_superuser) else [ROLE_USER]
 
 
-def mint(user: AbstractBaseUser, *, token_type: str, lifetime: int, generation: int = 0) -> MintedToken:
-    """Sign a token of ``token_type`` for ``user`` valid ``lifetime`` seconds, in session ``generation``."""
+def _sign(subject: dict[str, Any], *, lifetime: int) -> MintedToken:
+    """Sign the issuer's standard claims plus ``subject``'s, valid ``lifetime`` seconds from now."""
     signing = keyring().signing_key()
     if signing is None:
         raise ServiceUnavailable("Token signing is not configured on this service.", code="signing-key-missing")
@@ -50,16 +50,26 @@ def mint(user: AbstractBaseUser, *, token_type: str, lifetime: int, generation: 
         "iat": now,
         "exp": now + lifetime,
         "jti": jti,
-        "sub": str(user.pk),
-        "username": user.get_username(),
-        "roles": roles_of(user),
-        # When the account was created: the account-age rule of voter policies (servicekit.voter_policy).
-        "joined": int(user.date_joined.timestamp()),
-        "token_type": token_type,
-        sessions.CLAIM: generation,
+        **subject,
     }
     token = jwt.encode(claims, signing.private_key, algorithm=ALGORITHM, headers={"kid": signing.kid, "typ": "JWT"})
     return MintedToken(token=token, jti=jti, issued_at=now, expires_at=now + lifetime)
+
+
+def mint(user: AbstractBaseUser, *, token_type: str, lifetime: int, generation: int = 0) -> MintedToken:
+    """Sign a token of ``token_type`` for ``user`` valid ``lifetime`` seconds, in session ``generation``."""
+    return _sign(
+        {
+            "sub": str(user.pk),
+            "username": user.get_username(),
+            "roles": roles_of(user),
+            # When the account was created: the account-age rule of voter policies (servicekit.voter_policy).
+            "joined": int(user.date_joined.timestamp()),
+            "token_type": token_type,
+            sessions.CLAIM: generation,
+        },
+        lifetime=lifetime,
+    )
 
 
 def mint_client_token(*, client_id: str, scopes: list[str], lifetime: int) -> MintedToken:
@@ -68,24 +78,8 @@ def mint_client_token(*, client_id: str, scopes: list[str], lifetime: int) -> Mi
     ``sub`` is ``client:<client_id>`` (never a user id); services accept it only where a view requires one
     of its scopes (``servicekit.auth.client_principal``).
     """
-    signing = keyring().signing_key()
-    if signing is None:
-        raise ServiceUnavailable("Token signing is not configured on this service.", code="signing-key-missing")
-    now = int(time.time())
-    jti = uuid.uuid4().hex
-    claims = {
-        "iss": servicekit_settings.JWT_ISSUER,
-        "aud": servicekit_settings.JWT_AUDIENCE,
-        "iat": now,
-        "exp": now + lifetime,
-        "jti": jti,
-        "sub": f"client:{client_id}",
-        "client_id": client_id,
-        "scope": " ".join(scopes),
-        "token_type": "access",
-    }
-    token = jwt.encode(claims, signing.private_key, algorithm=ALGORITHM, headers={"kid": signing.kid, "typ": "JWT"})
-    return MintedToken(token=token, jti=jti, issued_at=now, expires_at=now + lifetime)
+    subject = {"sub": f"client:{client_id}", "client_id": client_id, "scope": " ".join(scopes), "token_type": "access"}
+    return _sign(subject, lifetime=lifetime)
 
 
 def access_lifetime() -> int:
