@@ -51,6 +51,7 @@ from prometheus_client import Counter
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from servicekit import redis_direct
 from servicekit.conf import servicekit_settings
 from servicekit.throttle_rates import Budget, parse_budget
 from servicekit.throttling import client_ip
@@ -90,6 +91,7 @@ end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
 return {1, math.floor((now - allow_at) / interval + 1e-6), 0, math.ceil(new_tat - now)}
 """
+GCRA_SHA = redis_direct.script_sha(GCRA_LUA)
 
 
 @dataclass(frozen=True)
@@ -135,22 +137,27 @@ class RateLimiter:
         self.key_prefix = key_prefix
         self.retry_after = retry_after
         self.local = LocalBuckets()
-        self._script: Any = None
+        self._redis: Any = None
         if redis_url:
             import redis
 
-            client = redis.Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-            self._script = client.register_script(GCRA_LUA)  # EVALSHA; loads the script again on NOSCRIPT
+            self._redis = redis.Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._skip_redis_until = 0.0
         self._outage = False
 
     def hit(self, route_class: str, identity: str, budget: Budget) -> Decision:
         """Spend one token of ``identity``'s bucket of ``route_class``; never raises."""
         key = f"{self.key_prefix}ratelimit:{route_class}:{_digest(identity)}"
-        if self._script is not None and time.monotonic() >= self._skip_redis_until:
+        if self._redis is not None and time.monotonic() >= self._skip_redis_until:
             try:
-                allowed, remaining, retry_us, reset_us = self._script(
-                    keys=[key], args=[round(budget.interval * 1_000_000, 3), budget.burst]
+                # EVALSHA on this thread's own connection (every vote pays for this round trip); the script
+                # is loaded again when Redis answers NOSCRIPT.
+                allowed, remaining, retry_us, reset_us = redis_direct.evalsha(
+                    self._redis,
+                    GCRA_LUA,
+                    sha=GCRA_SHA,
+                    keys=[key],
+                    args=[round(budget.interval * 1_000_000, 3), budget.burst],
                 )
             except Exception:  # down, slow, or refusing: fail open with the local bucket
                 self._failed()
@@ -159,7 +166,7 @@ class RateLimiter:
                     self._outage = False
                     logger.info("rate limit store recovered")
                 return Decision(bool(allowed), int(remaining), retry_us / 1_000_000, reset_us / 1_000_000)
-        if self._script is not None:
+        if self._redis is not None:
             _count(STORE_FAILURES.labels(servicekit_settings.SERVICE_NAME))
         return self.local.hit(key, budget)
 

@@ -79,12 +79,12 @@ def _generation(poll_id) -> int:
 def test_invalidation_survives_a_connection_the_server_dropped(caplog):
     from django.core.cache import cache
 
-    from votes import results
+    from servicekit import redis_direct
 
     poll_id = uuid.uuid4()
     results_invalidate(poll_id=poll_id)
-    own = results._own_connection.held[2]
     client = cache.client.get_client(write=True)
+    own = redis_direct.thread_connection(client)
     local_port = own._sock.getsockname()[1]
     (entry,) = [c for c in client.client_list() if c["addr"].endswith(f":{local_port}")]
     client.client_kill_filter(_id=entry["id"])
