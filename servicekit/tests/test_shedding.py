@@ -157,13 +157,26 @@ def test_limit_grows_back_under_good_latency_up_to_the_ceiling(clock: FakeClock)
     assert limiter.limit > low
 
 
-def test_overload_ends_after_a_window_without_long_waits(clock: FakeClock) -> None:
+def test_overload_ends_after_hold_windows_without_long_waits(clock: FakeClock) -> None:
     limiter = make_limiter(clock)
     overload(limiter, clock)
-    run_window(limiter, clock, wait=0.020)  # nobody waited beyond the limit ...
-    run_window(limiter, clock, wait=0.020)  # ... judged when the next window begins
+    for _ in range(shedding.HOLD_WINDOWS):
+        run_window(limiter, clock, wait=0.020)  # nobody waited beyond the limit (each judged when the next begins)
+    assert limiter.overloaded  # the last calm window is not judged yet ...
+    assert limiter.admit(0.5, DEFAULT)  # ... and is, when the next one begins: the overload is over
     assert not limiter.overloaded
-    assert limiter.admit(0.5, DEFAULT)
+
+
+def test_calm_windows_while_shedding_do_not_end_the_overload(clock: FakeClock) -> None:
+    """Shedding keeps the queue short: calm windows between shed ones keep the worker shedding, so the
+    queue never builds up again for the two windows it takes to start."""
+    limiter = make_limiter(clock)
+    overload(limiter, clock)
+    for _ in range(10):
+        for _ in range(shedding.HOLD_WINDOWS - 1):
+            run_window(limiter, clock, wait=0.020)
+        assert run_window(limiter, clock, wait=[0.020, 0.400]) == 20  # the long waits are shed at once
+        assert limiter.overloaded
 
 
 def test_an_idle_worker_leaves_overload(clock: FakeClock) -> None:
