@@ -480,6 +480,9 @@ def start_stack():
     }
     ports = {"polls": PORT_BASE + 1, "choices": PORT_BASE + 2, "votes": PORT_BASE + 3, "gateway": PORT_BASE + 80}
     Stack(run_dir, env=env, ports=ports, log=lambda m: None).stop()
+    # The stack appends to its logs; a bench writes ~300 MB of gateway access lines. Keep the previous run's once.
+    for previous in (run_dir / "logs").glob("*.log"):
+        previous.replace(previous.with_name(previous.name + ".1"))
     stack = Stack(
         run_dir, env=env, ports=ports, fresh_databases=True, log=lambda m: print(f"bench stack: {m}", file=sys.stderr)
     )
