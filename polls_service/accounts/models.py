@@ -6,11 +6,19 @@ hash is stored (the same password hasher as user accounts). Its tokens carry the
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.core.exceptions import ValidationError
 from django.db import models
 
 # Scopes a machine client may hold; a client token is accepted only by views that require one of its scopes.
 SCOPES = {"results:read": "read the results of polls (vote_service)"}
+
+
+def invalid_scopes(scopes: Collection[str]) -> list[str] | None:
+    """None when ``scopes`` names at least one scope and only ``SCOPES``; else its unknown ones (``[]``: none named)."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    return unknown if unknown or not scopes else None
 
 
 class OAuthClient(models.Model):
@@ -29,10 +37,10 @@ class OAuthClient(models.Model):
         return f"{self.name} ({self.client_id})"
 
     def clean(self) -> None:
-        unknown = sorted(self.scope_set - set(SCOPES))
-        if unknown or not self.scope_set:
+        invalid = invalid_scopes(self.scope_set)
+        if invalid is not None:
             raise ValidationError(
-                {"scopes": f"Scopes are some of {', '.join(sorted(SCOPES))}; not {unknown or 'none'}."}
+                {"scopes": f"Scopes are some of {', '.join(sorted(SCOPES))}; not {invalid or 'none'}."}
             )
 
     @property

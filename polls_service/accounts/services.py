@@ -29,7 +29,7 @@ from prometheus_client import Counter
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts import selectors, tokens
-from accounts.models import SCOPES, OAuthClient
+from accounts.models import SCOPES, OAuthClient, invalid_scopes
 from servicekit import audit, sessions
 from servicekit.auth import InvalidToken, record_auth_failure, verify_token
 from servicekit.errors import Conflict, Problem
@@ -266,9 +266,9 @@ class InvalidScope(Exception):
 
 def oauth_client_register(*, client_id: str, name: str, scopes: list[str]) -> tuple[OAuthClient, str]:
     """Register a machine client; the secret is returned once and only its hash is kept."""
-    unknown = sorted(set(scopes) - set(SCOPES))
-    if unknown or not scopes:
-        raise ValueError(f"scopes must be some of {sorted(SCOPES)}, not {unknown or 'none'}")
+    invalid = invalid_scopes(scopes)
+    if invalid is not None:
+        raise ValueError(f"scopes must be some of {sorted(SCOPES)}, not {invalid or 'none'}")
     secret = secrets.token_urlsafe(32)
     client = OAuthClient.objects.create(
         client_id=client_id, name=name, scopes=" ".join(sorted(set(scopes))), secret_hash=make_password(secret)
