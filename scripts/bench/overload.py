@@ -95,6 +95,12 @@ def _wrk(wrk: Callable[..., dict], url: str, env: dict, connections: int, log: C
         return {"error": str(exc), "connections": connections}
 
 
+def _next_offset(run: dict, offset: int, connections: int) -> int:
+    """Where the next run's votes file lines start: after every line ``run`` used (its own count when wrk
+    reported one; else its requests plus the lines each connection may have taken and not sent)."""
+    return run.get("next_offset") or offset + run.get("requests", 0) + connections * 4
+
+
 def saturating_connections(rates: dict[int, float]) -> int:
     """The connection count where the 201 rate stops rising: the fewest that reach ``NEAR_BEST`` of the best."""
     best = max(rates.values())
@@ -174,7 +180,7 @@ def measure(
     for connections in SCAN:
         run = _wrk(wrk, url, {**env, "BENCH_OFFSET": str(offset)}, connections, log)
         figures[f"votes scan c={connections}"] = run
-        offset = run.get("next_offset") or offset + run.get("requests", 0) + connections * 4
+        offset = _next_offset(run, offset, connections)
         if "error" not in run:
             rates[connections] = run["accepted"] / duration
             log(f"  votes c={connections:<18} {rates[connections]:.0f} 201/s, p99 {run['p99_ms']} ms")
@@ -195,7 +201,7 @@ def measure(
             duration=duration,
             log=log,
         )
-        offset = result.get("next_offset") or offset + result.get("requests", 0) + connections * 4
+        offset = _next_offset(result, offset, connections)
         result["saturating_connections"], result["multiple"] = saturating, multiple
         figures[f"votes overload {multiple}x c={connections}"] = result
     return figures
