@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the local servers the platform needs are installed and running.
 #
-#   scripts/infra.sh [postgres] [redis] [rabbitmq] [nginx] [browser] [metrics] [all]     (default: all)
+#   scripts/infra.sh [postgres] [redis] [rabbitmq] [nginx] [browser] [metrics] [python] [all]     (default: all)
 #
 # Each component is installed from Debian's packages when missing and we run as root (otherwise the
 # script says exactly what to install), then started when its port does not answer:
@@ -9,6 +9,8 @@
 #   redis     127.0.0.1:6379  redis-server --daemonize yes (no persistence: a cache)
 #   rabbitmq  127.0.0.1:5672  rabbitmq-server -detached; the test vhost "polls_test" is created
 #   nginx     binary only     (the stack runs its own nginx master with -p RUN_DIR/nginx)
+#   python    venv support    for the system's Python 3.11 (python3.11-venv), which the virtualenv is made
+#             from when it can (scripts/platform_stack/venv.py: ~20 % less CPU per vote than pyenv's build)
 #   metrics   binaries only   Prometheus + promtool, prometheus-nginx-exporter, prometheus-postgres-exporter
 #             (nothing is started: tests start Prometheus on a private port); RabbitMQ's prometheus
 #             plugin (:15692) is enabled by `rabbitmq`
@@ -129,6 +131,16 @@ ensure_metrics() {
     [[ ${#missing[@]} -eq 0 ]] || apt_install "${missing[@]}"
 }
 
+ensure_python() {  # the virtualenv is made from the system's Python 3.11 when it has venv and ensurepip
+    [[ -x /usr/bin/python3.11 ]] || return 0
+    /usr/bin/python3.11 -c 'import ensurepip, venv' 2>/dev/null && return 0
+    if [[ $(id -u) -ne 0 ]]; then  # not fatal: the virtualenv is then made from the Python running the stack
+        log "python3.11-venv is missing: the virtualenv will use $(command -v python3) (faster: sudo apt-get install -y python3.11-venv)"
+        return 0
+    fi
+    apt_install python3.11-venv
+}
+
 ensure_wrk() {  # make bench drives the load with wrk
     command -v wrk >/dev/null || apt_install wrk
 }
@@ -137,14 +149,15 @@ components=("$@")
 [[ ${#components[@]} -eq 0 ]] && components=(all)
 for c in "${components[@]}"; do
     case "$c" in
-        all) ensure_postgres; ensure_redis; ensure_rabbitmq; ensure_nginx; ensure_browser; ensure_metrics ;;
+        all) ensure_postgres; ensure_redis; ensure_rabbitmq; ensure_nginx; ensure_browser; ensure_metrics; ensure_python ;;
         postgres | postgresql) ensure_postgres ;;
         redis) ensure_redis ;;
         rabbitmq | amqp) ensure_rabbitmq ;;
         nginx) ensure_nginx ;;
         browser | chromium) ensure_browser ;;
         wrk) ensure_wrk ;;
+        python) ensure_python ;;
         metrics | prometheus) ensure_metrics ;;
-        *) die "unknown component '$c' (postgres, redis, rabbitmq, nginx, browser, wrk, metrics, all)" ;;
+        *) die "unknown component '$c' (postgres, redis, rabbitmq, nginx, browser, wrk, metrics, python, all)" ;;
     esac
 done
