@@ -9,8 +9,10 @@ excess waits in front of Django: in the server's queue and on the gateway's upst
 The gateway stamps every request with ``X-Request-Start: t=<epoch seconds.millis>``; the middleware's
 *wait* is now minus that stamp: the time the request queued before Django saw it. A request that waited
 longer than the worker's current *limit* is answered at once with ``503`` problem+json and
-``Retry-After: 1`` (a few hundred microseconds, where a vote costs milliseconds), before any view,
-database or event work: a shed request changes nothing.
+``Retry-After`` of 1 or 2 seconds (a few hundred microseconds, where a vote costs milliseconds), before any
+view, database or event work: a shed request changes nothing. The delay is drawn at random: the requests shed
+in one moment would all come back in the same later moment with one fixed value, and the workers would idle
+between those waves (make bench's 16 x overload run, docs/performance.md).
 
 Only under *sustained* overload (a busy 2-core test machine must never shed): a worker starts shedding
 when, over a whole window (at least ``LOAD_SHEDDING_WINDOW_MS`` and at least ``LOAD_SHEDDING_MIN_SAMPLES``
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -89,6 +92,7 @@ SUSTAIN_WINDOWS = 2  # windows in a row with a standing queue before a worker sh
 # Staying costs nothing when the overload did end: only requests that waited beyond the limit are shed.
 HOLD_WINDOWS = 4
 IDLE_WINDOWS = 10  # a window this many times too long without MIN_SAMPLES requests: not overloaded
+RETRY_AFTER_SECONDS = ("1", "2")  # a shed answer's Retry-After, drawn at random (module docstring)
 
 
 def classify(method: str, path: str) -> str:
@@ -223,7 +227,7 @@ def limiter_from_settings(clock: Callable[[], float] = time.monotonic) -> Limite
 
 
 class LoadSheddingMiddleware:
-    """Answer 503 + ``Retry-After: 1`` to requests that queued beyond this worker's limit (module docstring)."""
+    """Answer 503 + ``Retry-After`` (1 or 2 s) to requests that queued beyond this worker's limit (module docstring)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         if not servicekit_settings.LOAD_SHEDDING:
@@ -258,8 +262,8 @@ class LoadSheddingMiddleware:
                 logger.exception("could not record the load-shedding limit")
 
     def _shed_response(self, request: HttpRequest, request_class: str) -> HttpResponse:
-        response = problem_response(request, 503, "The service is overloaded; retry in a second.", "overloaded")
-        response["Retry-After"] = "1"
+        response = problem_response(request, 503, "The service is overloaded; retry in a moment.", "overloaded")
+        response["Retry-After"] = random.choice(RETRY_AFTER_SECONDS)
         # Counted below and in the access log: Django's own error line per 503 would cost more than the shed.
         response._has_been_logged = True  # type: ignore[attr-defined]
         try:  # observability degrades, never fails a request

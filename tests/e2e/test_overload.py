@@ -5,7 +5,7 @@ over 200 ms windows), so a burst of 48 closed-loop voters through the gateway is
 overload a test can reach in a few seconds; the session stack keeps the defaults, under which the
 rest of the suite never sheds. Proven, through the real gateway:
 
-- some votes are answered ``503`` problem+json (``.../overloaded``) with ``Retry-After: 1``, quickly
+- some votes are answered ``503`` problem+json (``.../overloaded``) with ``Retry-After`` 1 or 2, quickly
   (the answer does not wait for the queue to drain);
 - results reads (priority class) stay ``200`` throughout, and ``/healthz`` carrying a stale gateway
   stamp stays ``200`` (never shed);
@@ -181,7 +181,7 @@ def test_overload_sheds_votes_fast_and_keeps_reads_and_health(small_stack: Stack
     assert shed, "the burst was not shed"
     for _user, _status, _seconds, headers, body in shed:
         assert headers["Content-Type"].startswith("application/problem+json")
-        assert headers["Retry-After"] == "1"
+        assert headers["Retry-After"] in ("1", "2")  # drawn at random: shed clients come back spread out
         assert '"type":"https://polls.example/problems/overloaded"' in body.replace(" ", "")
     quick = sorted(seconds for _u, _s, seconds, _h, _b in shed)
     assert quick[len(quick) // 2] < 0.5, f"shed answers should come fast; median {quick[len(quick) // 2]:.3f} s"
