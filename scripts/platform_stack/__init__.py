@@ -16,7 +16,18 @@ are imported where they are used), so ``python3 scripts/stack.py venv`` runs bef
 """
 
 from .api import AlreadyRunning, Stack
-from .common import REPO, SERVICES, Service, StackError, effective_env, http_status, mask_url, port_open, read_dotenv
+from .common import (
+    REPO,
+    SERVICES,
+    Service,
+    StackError,
+    effective_env,
+    free_port,
+    http_status,
+    mask_url,
+    port_open,
+    read_dotenv,
+)
 from .prepare import ensure_postgres_database, postgres_target
 from .specs import ProcessSpec
 from .supervise import Running, child_pids, group_members, proc_start_time, stop_processes
@@ -33,6 +44,7 @@ __all__ = [
     "child_pids",
     "effective_env",
     "ensure_postgres_database",
+    "free_port",
     "group_members",
     "http_status",
     "mask_url",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import socket
 import urllib.error
 import urllib.request
@@ -112,6 +113,50 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
             return True
     except OSError:
         return False
+
+
+# A port picked with bind(("127.0.0.1", 0)) comes from the kernel's ephemeral range, and until the server
+# that was given it binds, any connection opened on the machine can take it as its local port (CI saw the
+# gateway of a test stack fail with "Address already in use" while the other lane's stack was busy).
+# Ports picked below that range are never handed out that way. The floor leaves the fixed ports of the
+# test and bench stacks (18000-18700) alone; the margin keeps a stack's derived ports (its HTTPS port is
+# the gateway's + 363, replica n of a service its port + 20·(n−1)) below the range too.
+FREE_PORT_FLOOR = 20000
+DERIVED_PORT_MARGIN = 400
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_port_range(source: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
+    """The kernel's range of local ports for outgoing connections (Linux's default where it cannot be read)."""
+    try:
+        low, high = (int(value) for value in source.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def free_port(*, floor: int = FREE_PORT_FLOOR, ephemeral: tuple[int, int] | None = None, attempts: int = 100) -> int:
+    """A loopback port for a server started later: unbound now, and not one the kernel gives to clients."""
+    low, _ = ephemeral or ephemeral_port_range()
+    top = low - DERIVED_PORT_MARGIN
+    for _ in range(attempts if top > floor else 0):
+        port = floor + secrets.randbelow(top - floor)
+        if port_bindable(port):
+            return port
+    # An ephemeral range reaching down to the floor leaves nothing outside it: take the kernel's pick.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_bindable(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing holds ``port``: no listener and no connection (without SO_REUSEADDR: stricter than nginx)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:

@@ -24,16 +24,11 @@ import pytest
 
 from scripts import gateway as gateway_config
 from scripts.gateway import Bucket, EdgeLimits
+from scripts.platform_stack import free_port
 
 pytestmark = pytest.mark.stack
 
 TINY = EdgeLimits(reads=Bucket(1, 4), writes=Bucket(1, 4), auth=Bucket(1, 2), connections=3)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

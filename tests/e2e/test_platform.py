@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from scripts.platform_stack import REPO, SERVICES, Stack, StackError, group_members, http_status
+from scripts.platform_stack import REPO, SERVICES, Stack, StackError, free_port, group_members, http_status
 
 SERVICE_NAMES = [s.name for s in SERVICES]
 
@@ -56,12 +56,6 @@ def upstream_of(stack: Stack, gateway: requests.Session, method: str, path: str)
         return None
     port = int(upstream.split(",")[0].rsplit(":", 1)[1])
     return next(name for name, p in stack.ports.items() if p == port)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def pids_of_stack(stack: Stack) -> set[int]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +29,7 @@ import requests
 import yaml
 
 from scripts.loadgen import Platform, VoteClient, database_url, projection, wait_for
-from scripts.platform_stack import Stack
+from scripts.platform_stack import Stack, free_port
 
 pytestmark = pytest.mark.stack
 
@@ -38,12 +37,6 @@ REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "ops" / "prometheus" / "rules" / "platform.yml"
 CATALOGUE = REPO / "ops" / "prometheus" / "metrics.txt"
 RABBITMQ_METRICS = "127.0.0.1:15692"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def always_exported() -> set[str]:

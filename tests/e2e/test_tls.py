@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from scripts import gateway as gateway_config
+from scripts.platform_stack import free_port
 
 pytestmark = pytest.mark.stack
 
@@ -139,12 +140,6 @@ def test_the_banner_says_where_https_is_and_what_to_trust(stack) -> None:
 
 
 # ----- redirect and TLS 1.2 enabled: the same template in front of the same services ----------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from scripts.platform_stack import (
     Running,
     Stack,
     effective_env,
+    free_port,
     group_members,
     mask_url,
     postgres_target,
@@ -18,6 +20,7 @@ from scripts.platform_stack import (
     read_dotenv,
     stop_processes,
 )
+from scripts.platform_stack.common import DERIVED_PORT_MARGIN, FREE_PORT_FLOOR, ephemeral_port_range, port_bindable
 
 
 def spawn_group(script: str) -> Running:
@@ -120,3 +123,117 @@ def test_cli_down_with_nothing_running_is_a_clean_no_op(tmp_path: Path) -> None:
     )
     assert result.returncode == 0
     assert "nothing running" in result.stdout
+
+
+def test_the_virtualenv_is_made_from_venv_python_when_it_is_set(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from scripts.platform_stack import venv
+
+    chosen = tmp_path / "python-of-choice"  # neither the system's Python nor this one: only VENV_PYTHON names it
+    monkeypatch.setenv("VENV_PYTHON", str(chosen))
+    assert venv.base_python() == chosen
+
+
+def test_the_system_python_is_chosen_only_when_it_can_make_a_virtualenv(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from scripts.platform_stack import venv
+
+    monkeypatch.delenv("VENV_PYTHON", raising=False)
+    no_venv = tmp_path / "python3.11"  # a "3.11" that cannot import venv: the running Python is used instead
+    no_venv.write_text(f"#!/bin/sh\nexec {sys.executable} -I -c 'import sys; sys.exit(1)'\n")
+    no_venv.chmod(0o755)
+    monkeypatch.setattr(venv, "SYSTEM_PYTHON", no_venv)
+    assert venv.base_python() == Path(sys.executable)
+    able = tmp_path / "python3.11-able"  # this 3.11 under another name, with venv and ensurepip: chosen
+    able.symlink_to(Path(sys._base_executable).resolve())
+    monkeypatch.setattr(venv, "SYSTEM_PYTHON", able)
+    assert venv.base_python() == able
+    monkeypatch.setattr(venv, "SYSTEM_PYTHON", tmp_path / "absent")
+    assert venv.base_python() == Path(sys.executable)
+
+
+def test_venv_base_reads_the_interpreter_a_virtualenv_was_made_from(tmp_path: Path) -> None:
+    from scripts.platform_stack import venv
+
+    made = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(made)], check=True, timeout=120)
+    base = venv.venv_base(made)
+    assert base is not None and Path(base).resolve() == Path(sys._base_executable).resolve()
+    assert venv.venv_base(tmp_path / "none") is None
+
+
+def _recording_python(path: Path, calls: Path, fail_uv: bool) -> Path:
+    """A stand-in ``python`` that records each command line and fails ``-m uv ...`` when asked to."""
+    path.write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\n' + ('[ "$2" = uv ] && exit 1\n' if fail_uv else "") + "exit 0\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+def test_requirements_are_installed_by_uv_once_pip_has_installed_it(tmp_path: Path) -> None:
+    from scripts.platform_stack import venv
+
+    calls = tmp_path / "calls"
+    python = _recording_python(tmp_path / "python", calls, fail_uv=False)
+    venv.install_requirements(python, log=lambda _: None)
+    lines = calls.read_text().splitlines()
+    assert lines[0].startswith("-m pip install") and lines[0].endswith(str(venv.INSTALLER))
+    assert [line.split(" -q ")[-1] for line in lines[1:]] == [
+        f"-r {venv.REPO / 'requirements' / 'dev.txt'}",
+        f"--no-deps -e {venv.REPO / 'servicekit'}",
+    ]
+    assert all(line.startswith(f"-m uv pip install --python {python}") for line in lines[1:])
+
+
+def test_pip_installs_everything_when_uv_fails(tmp_path: Path) -> None:
+    from scripts.platform_stack import venv
+
+    calls = tmp_path / "calls"
+    python = _recording_python(tmp_path / "python", calls, fail_uv=True)
+    said: list[str] = []
+    venv.install_requirements(python, log=said.append)
+    lines = calls.read_text().splitlines()
+    assert lines[1].startswith("-m uv pip install")  # tried first, failed
+    assert [line.split(" -q ")[-1] for line in lines[2:]] == [
+        f"-r {venv.REPO / 'requirements' / 'dev.txt'}",
+        f"--no-deps -e {venv.REPO / 'servicekit'}",
+    ]
+    assert all(line.startswith("-m pip install") for line in lines[2:])
+    assert said and "with pip" in said[0]
+
+
+# ----- free_port: ports for servers started later, outside the kernel's ephemeral range --------------
+
+
+def test_free_port_lies_below_the_ephemeral_range_with_room_for_derived_ports() -> None:
+    low, _ = ephemeral_port_range()
+    for _ in range(20):
+        port = free_port()
+        assert FREE_PORT_FLOOR <= port < low - DERIVED_PORT_MARGIN
+        assert port + 363 < low  # the stack's HTTPS port, derived from the gateway's
+        assert port_bindable(port)
+
+
+def test_free_port_skips_a_port_held_by_a_clients_connection() -> None:
+    """The CI failure: a port no one listened on, taken as the local port of an outgoing connection."""
+    base = free_port()
+    with socket.socket() as listener, socket.socket() as client:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client.bind(("127.0.0.1", base))
+        client.connect(listener.getsockname())
+        assert not port_bindable(base)
+        # A range of two candidates: `base`, held by the connection, and `base + 1`.
+        only_two = (base + DERIVED_PORT_MARGIN + 2, 60999)
+        assert {free_port(floor=base, ephemeral=only_two) for _ in range(20)} == {base + 1}
+
+
+def test_free_port_takes_the_kernels_pick_when_the_ephemeral_range_leaves_no_room() -> None:
+    port = free_port(ephemeral=(1024, 65535))
+    assert port_bindable(port)
+
+
+def test_ephemeral_port_range_reads_the_kernel_setting(tmp_path: Path) -> None:
+    setting = tmp_path / "ip_local_port_range"
+    setting.write_text("40000\t50000\n")
+    assert ephemeral_port_range(setting) == (40000, 50000)
+    assert ephemeral_port_range(tmp_path / "missing") == (32768, 60999)
