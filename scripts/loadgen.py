@@ -227,6 +227,15 @@ class Op:
         """No answer: the operation may have happened or not."""
         return isinstance(self.status, str) or self.status in UNKNOWN_STATUSES
 
+    @property
+    def vote_gone(self) -> bool:
+        """A change or retraction answered 404: the vote does not exist (any more).
+
+        The gateway resends an idempotent request (a DELETE) to another instance when the first one died
+        with it in flight (``proxy_next_upstream``); if the first had committed the retraction, the resent
+        one finds no vote. The client is told 404, and the vote is indeed gone."""
+        return self.kind in ("change", "retract") and self.status == 404
+
 
 def answer_status(response: requests.Response | None, error: str = "") -> int | str:
     """The status of an answer as the gate proofs count it: the service's HTTP status, ``"error:<Exc>"``
@@ -276,6 +285,8 @@ class VoteClient:
                 self.choice = choice
             else:
                 self.vote = self.choice = None
+        elif op.vote_gone:
+            self.vote = self.choice = None
         return op
 
     def cast(self, poll: str, choice: str) -> Op:
@@ -291,7 +302,7 @@ class VoteClient:
 def expected_ledger(ops: list[Op]) -> tuple[dict[str, str], set[int]]:
     """What vote_service's ledger must hold after ``ops`` (each user's ops in the order they ran):
     ``({vote id: choice id}, users whose outcome is unknown)``: acknowledged casts and changes, less
-    acknowledged retractions."""
+    acknowledged retractions and votes a change or retraction found gone (404)."""
     live: dict[int, tuple[str, str]] = {}
     uncertain: set[int] = set()
     for op in sorted(ops, key=lambda o: o.sent):
@@ -299,6 +310,8 @@ def expected_ledger(ops: list[Op]) -> tuple[dict[str, str], set[int]]:
             continue
         if op.unknown:
             uncertain.add(op.user)
+        if op.vote_gone:
+            live.pop(op.user, None)
         if op.status != SUCCESS[op.kind]:
             continue
         if op.kind == "cast":
@@ -308,6 +321,11 @@ def expected_ledger(ops: list[Op]) -> tuple[dict[str, str], set[int]]:
         elif op.kind == "retract":
             live.pop(op.user, None)
     return {vote: choice for user, (vote, choice) in live.items() if user not in uncertain}, uncertain
+
+
+def gone_votes(ops: list[Op]) -> set[str]:
+    """Votes that must not be in the ledger after ``ops``: retracted (204), or found gone (404)."""
+    return {o.vote for o in ops if o.vote and (o.vote_gone or (o.kind == "retract" and o.status == SUCCESS["retract"]))}
 
 
 def accepted_after(ops: list[Op], closed_at: float) -> list[Op]:
@@ -469,9 +487,10 @@ class CloseRace:
 def close_race_problems(race: CloseRace, ledger: dict[str, str]) -> list[str]:
     """What is wrong with a ``CloseRace`` given the poll's ledger afterwards (empty: the gate held).
 
-    No vote operation sent after the close's 200 was read was accepted (they were refused with 422);
-    the ledger holds, per vote id, exactly what the clients were told (acknowledged casts and changes
-    less acknowledged retractions), allowing only one vote per user whose request got no answer.
+    No vote operation sent after the close's 200 was read was accepted (they were refused with 422, or
+    404 for a vote that is truly gone); the ledger holds, per vote id, exactly what the clients were
+    told (acknowledged casts and changes less acknowledged retractions), allowing only one vote per user
+    whose request got no answer, and no vote a client was told is gone.
     """
     problems = []
     if race.closed_at is None:
@@ -485,13 +504,19 @@ def close_race_problems(race: CloseRace, ledger: dict[str, str]) -> list[str]:
     late = accepted_after(race.ops, race.closed_at)
     if late:
         problems.append(f"{len(late)} vote operations accepted after the close's 200: {late[:3]}")
-    refusals = {o.status for o in after if not o.unknown}
+    refusals = {o.status for o in after if not o.unknown and not (o.vote_gone and o.vote not in ledger)}
     if not refusals <= {422}:
-        problems.append(f"operations after the close were answered {sorted(refusals, key=str)} (expected 422)")
+        problems.append(
+            f"operations after the close were answered {sorted(refusals, key=str)} (expected 422, or 404 for a"
+            " vote not in the ledger)"
+        )
     expected, uncertain = expected_ledger(race.ops)
     missing = {v: c for v, c in expected.items() if ledger.get(v) != c}
     if missing:
         problems.append(f"{len(missing)} acknowledged votes not (or not so) in the ledger: {list(missing)[:3]}")
+    resurrected = gone_votes(race.ops) & set(ledger)
+    if resurrected:
+        problems.append(f"{len(resurrected)} votes in the ledger that their client was told are gone: {resurrected}")
     extra = set(ledger) - set(expected)
     if len(extra) > len(uncertain):
         problems.append(f"{len(extra)} votes in the ledger that no client was told about ({len(uncertain)} unanswered)")
