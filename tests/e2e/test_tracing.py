@@ -66,12 +66,14 @@ def test_one_vote_is_one_trace_across_every_process(
     assert answer.status_code == 201, answer.text
 
     def complete(_spans: list[Span]) -> list[Span] | None:
-        # Every process exports on its own schedule: the consumers' spans can arrive before the relay's
-        # publish span (its worker exports after the broker confirmed), so wait for all of them.
+        # Every process exports on its own schedule (a batch every few seconds): the consumers' spans can
+        # arrive before the relay's publish span (its worker exports after the broker confirmed), and both
+        # before the web process's request span, so wait for all of them.
         trace = otlp_receiver.trace(trace_id)
         applied = {s.service for s in trace if s.name == "vote.cast apply"}
         published = any(s.service == "votes" and s.kind == PRODUCER and s.name.endswith(" publish") for s in trace)
-        return trace if {"choices", "polls"} <= applied and published else None
+        served = any(s.service == "votes" and s.kind == SERVER for s in trace)
+        return trace if {"choices", "polls"} <= applied and published and served else None
 
     trace = otlp_receiver.wait_for(complete, timeout=20)
     by_id = {s.span_id: s for s in trace}
