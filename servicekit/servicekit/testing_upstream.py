@@ -17,7 +17,8 @@ timeouts, retries and breaker), so no client code is mocked::
         assert fake_polls.requests[0].authorization.startswith("Service ")
 
 Paths without a response answer 404 (problem+json); ``fail(path, status=503)`` makes one answer an
-error, ``stop()`` closes the socket (connection refused).
+error, ``fail_next(path, 503, 500)`` only its next requests (one status each: retries), ``stop()`` closes
+the socket (connection refused).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -35,7 +37,16 @@ class RecordedRequest:
 
     method: str
     path: str
-    authorization: str | None
+    headers: Message  # the request's own headers: names match in any case
+
+    @property
+    def authorization(self) -> str | None:
+        return self.headers.get("Authorization")
+
+
+def _failure_body(status: int) -> dict[str, Any]:
+    """The body of the canned error answers (``fail``, ``fail_next``)."""
+    return {"status": status, "title": "Failure."}
 
 
 class FakeUpstream:
@@ -43,6 +54,7 @@ class FakeUpstream:
 
     def __init__(self) -> None:
         self.responses: dict[str, tuple[int, Any]] = {}
+        self.next_failures: dict[str, list[int]] = {}
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         upstream = self
@@ -51,8 +63,11 @@ class FakeUpstream:
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 path = self.path.split("?", 1)[0]
                 with upstream._lock:
-                    upstream.requests.append(RecordedRequest("GET", path, self.headers.get("Authorization")))
+                    upstream.requests.append(RecordedRequest("GET", path, self.headers))
                     status, body = upstream.responses.get(path, (404, {"status": 404, "title": "Not found."}))
+                    if failures := upstream.next_failures.get(path):
+                        status = failures.pop(0)
+                        body = _failure_body(status)
                 self._answer(status, body)
 
             def _answer(self, status: int, body: Any) -> None:
@@ -68,7 +83,9 @@ class FakeUpstream:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # shutdown() waits until serve_forever next looks at its flag: every poll_interval (0.5 s by default).
+        # Two upstreams per polls test stopped at teardown cost a second a test at the default.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
         self._running = False
 
     @property
@@ -83,7 +100,12 @@ class FakeUpstream:
 
     def fail(self, path: str, *, status: int = 503) -> None:
         """Answer GET ``path`` with an error status."""
-        self.respond(path, {"status": status, "title": "Failure."}, status=status)
+        self.respond(path, _failure_body(status), status=status)
+
+    def fail_next(self, path: str, *statuses: int) -> None:
+        """Answer the next requests to ``path`` with these error statuses, one each, then as before."""
+        with self._lock:
+            self.next_failures.setdefault(path, []).extend(statuses)
 
     def calls_to(self, path: str) -> int:
         """How many requests ``path`` received."""

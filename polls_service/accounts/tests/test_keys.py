@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import jwt
 import pytest
 
 from accounts.tests.conftest import PASSWORD
 from servicekit import jwks
 from servicekit.testing import assert_unauthorized, bearer, make_access_token, test_private_key
+from servicekit.testing_upstream import FakeUpstream
 
 pytestmark = pytest.mark.django_db
 
@@ -72,102 +69,83 @@ def test_rotation_accepts_both_published_keys_and_rejects_a_removed_one(settings
     assert client.get("/api/v1/auth/me/", **bearer(issued["access"])).status_code == 200
 
 
-class _JWKSServer:
-    """A JWKS endpoint on loopback that counts how often it is fetched."""
-
-    def __init__(self, document: dict) -> None:
-        self.document = document
-        self.hits = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                outer.hits += 1
-                body = json.dumps(outer.document).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+JWKS_PATH = "/.well-known/jwks.json"
 
 
 @pytest.fixture
 def jwks_server():
-    server = _JWKSServer({"keys": []})
-    yield server
-    server.close()
+    """A JWKS endpoint on loopback (``servicekit.testing_upstream``) serving an empty key set at first."""
+    with FakeUpstream() as server:
+        publish(server)
+        yield server
+
+
+def publish(jwks_server: FakeUpstream, *private_keys) -> None:
+    """Serve the public halves of ``private_keys`` as the remote JWKS (none: an empty set)."""
+    jwks_server.respond(
+        JWKS_PATH, jwks.jwk_set({jwks.thumbprint(k.public_key()): k.public_key() for k in private_keys})
+    )
 
 
 def test_keys_from_a_remote_jwks_are_cached_and_refetched_sparingly(settings, client, user, jwks_server) -> None:
     remote_key = jwks.generate_private_key()
-    jwks_server.document = jwks.jwk_set({jwks.thumbprint(remote_key.public_key()): remote_key.public_key()})
+    publish(jwks_server, remote_key)
     # A verifier that holds no key of its own (like choice and vote services without a PEM bundle).
     _servicekit(
         settings,
         JWT_PRIVATE_KEY="",
         JWT_PUBLIC_KEYS="",
-        JWKS_URL=jwks_server.url,
+        JWKS_URL=jwks_server.url + JWKS_PATH,
         JWKS_REFETCH_SECONDS=3600,
     )
     token = make_access_token(user.pk, user.username, private_key=remote_key)
     assert client.get("/api/v1/auth/me/", **bearer(token)).status_code == 200
     assert client.get("/api/v1/auth/me/", **bearer(token)).status_code == 200
-    assert jwks_server.hits == 1  # cached
+    assert jwks_server.calls_to(JWKS_PATH) == 1  # cached
 
     # Unknown kids trigger at most one refetch per JWKS_REFETCH_SECONDS, whatever an attacker sends.
     for _ in range(5):
         stranger = make_access_token(user.pk, user.username, private_key=jwks.generate_private_key())
         assert_unauthorized(client.get("/api/v1/auth/me/", **bearer(stranger)))
-    assert jwks_server.hits == 1
+    assert jwks_server.calls_to(JWKS_PATH) == 1
 
 
 def test_a_key_newly_published_in_the_remote_jwks_is_picked_up_on_first_sight(
     settings, client, user, jwks_server
 ) -> None:
     first, second = jwks.generate_private_key(), jwks.generate_private_key()
-    jwks_server.document = jwks.jwk_set({jwks.thumbprint(first.public_key()): first.public_key()})
-    _servicekit(settings, JWT_PRIVATE_KEY="", JWT_PUBLIC_KEYS="", JWKS_URL=jwks_server.url, JWKS_REFETCH_SECONDS=0)
+    publish(jwks_server, first)
+    _servicekit(
+        settings, JWT_PRIVATE_KEY="", JWT_PUBLIC_KEYS="", JWKS_URL=jwks_server.url + JWKS_PATH, JWKS_REFETCH_SECONDS=0
+    )
     assert (
         client.get(
             "/api/v1/auth/me/", **bearer(make_access_token(user.pk, user.username, private_key=first))
         ).status_code
         == 200
     )
-    jwks_server.document = jwks.jwk_set(
-        {jwks.thumbprint(key.public_key()): key.public_key() for key in (first, second)}
-    )
+    publish(jwks_server, first, second)
     token = make_access_token(user.pk, user.username, private_key=second)
     assert client.get("/api/v1/auth/me/", **bearer(token)).status_code == 200
-    assert jwks_server.hits == 2
+    assert jwks_server.calls_to(JWKS_PATH) == 2
 
 
 def test_a_key_withdrawn_from_the_remote_jwks_is_refused_once_the_cache_expires(
     settings, client, user, jwks_server
 ) -> None:
     remote_key = jwks.generate_private_key()
-    jwks_server.document = jwks.jwk_set({jwks.thumbprint(remote_key.public_key()): remote_key.public_key()})
+    publish(jwks_server, remote_key)
     _servicekit(
         settings,
         JWT_PRIVATE_KEY="",
         JWT_PUBLIC_KEYS="",
-        JWKS_URL=jwks_server.url,
+        JWKS_URL=jwks_server.url + JWKS_PATH,
         JWKS_CACHE_SECONDS=0,
         JWKS_REFETCH_SECONDS=0,
     )
     token = make_access_token(user.pk, user.username, private_key=remote_key)
     assert client.get("/api/v1/auth/me/", **bearer(token)).status_code == 200
-    jwks_server.document = {"keys": []}
+    publish(jwks_server)
     assert_unauthorized(client.get("/api/v1/auth/me/", **bearer(token)))
 
 
@@ -188,16 +166,16 @@ def test_weak_or_non_signature_keys_in_a_jwks_are_ignored() -> None:
 
 def test_an_expired_jwks_cache_is_refetched_at_most_once_per_interval(settings, client, user, jwks_server) -> None:
     remote_key = jwks.generate_private_key()
-    jwks_server.document = jwks.jwk_set({jwks.thumbprint(remote_key.public_key()): remote_key.public_key()})
+    publish(jwks_server, remote_key)
     _servicekit(
         settings,
         JWT_PRIVATE_KEY="",
         JWT_PUBLIC_KEYS="",
-        JWKS_URL=jwks_server.url,
+        JWKS_URL=jwks_server.url + JWKS_PATH,
         JWKS_CACHE_SECONDS=0,
         JWKS_REFETCH_SECONDS=3600,
     )
     token = make_access_token(user.pk, user.username, private_key=remote_key)
     for _ in range(3):
         assert client.get("/api/v1/auth/me/", **bearer(token)).status_code == 200
-    assert jwks_server.hits == 1  # the stale set is used until the next refetch is due
+    assert jwks_server.calls_to(JWKS_PATH) == 1  # the stale set is used until the next refetch is due

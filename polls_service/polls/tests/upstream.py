@@ -36,7 +36,7 @@ class GateUpstream(FakeUpstream):
                 length = int(self.headers.get("Content-Length") or 0)
                 command = json.loads(self.rfile.read(length) or b"null")
                 with upstream._lock:
-                    upstream.requests.append(RecordedRequest("PUT", path, self.headers.get("Authorization")))
+                    upstream.requests.append(RecordedRequest("PUT", path, self.headers))
                     upstream.commands.append({"path": path, **command})
                     status, body = upstream._put(path, command)
                 self._answer(status, body)  # JSON, as FakeUpstream answers a GET

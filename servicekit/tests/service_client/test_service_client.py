@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from joserfc import jws
@@ -15,46 +13,13 @@ from joserfc import jws
 from servicekit.conf import servicekit_settings
 from servicekit.errors import ServiceUnavailable
 from servicekit.http import ServiceClient, UpstreamError
-
-
-class Upstream:
-    """A tiny HTTP server whose answers the test scripts: a list of statuses, then ``default``."""
-
-    def __init__(self):
-        self.script: list[int] = []
-        self.default = 200
-        self.requests: list[dict] = []
-        upstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server API
-                upstream.requests.append({"path": self.path, "headers": dict(self.headers)})
-                status = upstream.script.pop(0) if upstream.script else upstream.default
-                body = json.dumps({"path": self.path}).encode() if status == 200 else b'{"detail": "x"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+from servicekit.testing_upstream import FakeUpstream
 
 
 @pytest.fixture
 def upstream():
-    server = Upstream()
-    yield server
-    server.close()
+    with FakeUpstream() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -81,9 +46,10 @@ def client(url: str) -> ServiceClient:
 
 
 def test_get_json_sends_the_service_credential(upstream):
+    upstream.respond("/internal/polls/1/", {"id": 1})
     body = client(upstream.url).get_json("/internal/polls/1/")
-    assert body == {"path": "/internal/polls/1/"}
-    headers = upstream.requests[0]["headers"]
+    assert body == {"id": 1}
+    headers = upstream.requests[0].headers
     scheme, _, token = headers["Authorization"].partition(" ")
     assert scheme == "Service"
     claims = json.loads(jws.extract_compact(token.encode()).payload)
@@ -93,23 +59,24 @@ def test_get_json_sends_the_service_credential(upstream):
     assert claims["exp"] - claims["iat"] == 60
     assert headers["Accept"] == "application/json"
     client(upstream.url).get_json("/internal/polls/1/")
-    assert upstream.requests[1]["headers"]["Authorization"] == headers["Authorization"]  # reused, not re-signed
+    assert upstream.requests[1].authorization == headers["Authorization"]  # reused, not re-signed
 
 
 def test_not_found_is_none(upstream):
-    upstream.default = 404
+    # The fake upstream answers 404 for a path it was given no answer for.
     assert client(upstream.url).get_json("/internal/polls/2/") is None
     assert len(upstream.requests) == 1  # a 404 is an answer, not a failure: no retry
 
 
 def test_server_errors_are_retried(upstream):
-    upstream.script = [503, 500]
-    assert client(upstream.url).get_json("/x/") == {"path": "/x/"}
+    upstream.respond("/x/", {"id": "x"})
+    upstream.fail_next("/x/", 503, 500)
+    assert client(upstream.url).get_json("/x/") == {"id": "x"}
     assert len(upstream.requests) == 3
 
 
 def test_bounded_retries_then_503_with_retry_after(upstream):
-    upstream.default = 502
+    upstream.fail("/x/", status=502)
     with pytest.raises(ServiceUnavailable) as raised:
         client(upstream.url).get_json("/x/")
     assert len(upstream.requests) == 3  # 1 + HTTP_CLIENT_RETRIES
@@ -118,7 +85,7 @@ def test_bounded_retries_then_503_with_retry_after(upstream):
 
 
 def test_other_client_errors_are_502_and_do_not_trip_the_breaker(upstream):
-    upstream.default = 403
+    upstream.fail("/x/", status=403)
     c = client(upstream.url)
     for _ in range(5):
         with pytest.raises(UpstreamError):
@@ -128,7 +95,7 @@ def test_other_client_errors_are_502_and_do_not_trip_the_breaker(upstream):
 
 
 def test_breaker_opens_fails_fast_without_network_and_is_shared(upstream):
-    upstream.default = 500
+    upstream.fail("/x/", status=500)
     c = client(upstream.url)
     for _ in range(3):
         with pytest.raises(ServiceUnavailable):
@@ -148,21 +115,21 @@ def test_breaker_opens_fails_fast_without_network_and_is_shared(upstream):
 
 
 def test_breaker_closes_after_recovery(upstream):
-    upstream.default = 500
+    upstream.fail("/x/", status=500)
     c = client(upstream.url)
     for _ in range(3):
         with pytest.raises(ServiceUnavailable):
             c.get_json("/x/")
     assert c.breaker_state == "open"
-    upstream.default = 200
+    upstream.respond("/y/", {"id": "y"})
     # The reset timeout has passed (as if 31 s went by): the next call is the trial.
     c.storage.opened_at = datetime.now(UTC) - timedelta(seconds=31)
-    assert c.get_json("/y/") == {"path": "/y/"}
+    assert c.get_json("/y/") == {"id": "y"}
     assert c.breaker_state == "closed"
 
 
 def test_failed_trial_reopens(upstream):
-    upstream.default = 500
+    upstream.fail("/x/", status=500)
     c = client(upstream.url)
     for _ in range(3):
         with pytest.raises(ServiceUnavailable):
