@@ -43,6 +43,7 @@ from rest_framework.request import Request
 from servicekit import jwks
 from servicekit.auth import InvalidToken, record_auth_failure, verified_jws
 from servicekit.conf import servicekit_settings
+from servicekit.memo import Memo
 from servicekit.principal import SERVICES
 from servicekit.service_tokens import SCHEME, TOKEN_TYPE, mint
 
@@ -109,8 +110,7 @@ _keys: ServiceKeys | None = None
 _lock = threading.Lock()
 # Outgoing tokens by audience, and incoming tokens already verified (a caller reuses its token for a minute).
 _outgoing: dict[str, tuple[str, float]] = {}
-_verified: dict[str, tuple[str, float]] = {}
-VERIFIED_CACHE_SIZE = 256
+_verified: Memo[str, tuple[str, float]] = Memo(256)
 
 
 def service_keys() -> ServiceKeys:
@@ -193,10 +193,7 @@ def verify(token: str) -> str:
         payload, kid, _ = verified_jws(token, key_of)
     except InvalidToken as exc:
         raise InvalidServiceCredential(reason=f"service_{exc.reason}") from exc
-    caller, expires = _checked_claims(payload, owner=owners[kid], now=now)
-    if len(_verified) >= VERIFIED_CACHE_SIZE:
-        _verified.clear()
-    _verified[token] = (caller, expires)
+    caller, _ = _verified.remember(token, _checked_claims(payload, owner=owners[kid], now=now))
     return caller
 
 

@@ -198,3 +198,25 @@ def test_odd_payloads_and_headers_are_refused_not_crashed(payload) -> None:
         signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         with pytest.raises(InvalidToken):
             verify_token(f"{signing_input}.{b64(signature)}")
+
+
+def test_a_trusted_key_is_wrapped_for_joserfc_once_and_a_replaced_key_anew() -> None:
+    """The key's joserfc wrapper is reused across tokens, never past the key it was made for."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    kid = key_id(test_private_key())
+    token = make_access_token(1, "alice")
+    trusted = keyring().get(kid)
+    auth._jose_keys.pop(kid, None)
+    first, _, _ = auth.verified_jws(token, {kid: trusted}.get)
+    wrapper = auth._jose_keys[kid][1]
+    again, _, _ = auth.verified_jws(token, {kid: trusted}.get)
+    assert again == first and auth._jose_keys[kid][1] is wrapper
+
+    # Another key published under the same kid (a rotation, an attacker's JWKS): judged by that key only.
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    with pytest.raises(InvalidToken) as refused:
+        auth.verified_jws(token, {kid: stranger}.get)
+    assert refused.value.reason == "bad_signature"
+    assert auth._jose_keys[kid][0] is stranger
+    assert auth.verified_jws(token, {kid: trusted}.get)[0] == first  # and the trusted key again
