@@ -21,6 +21,7 @@ app's ``tests/conftest.py``::
 - ``client_for(user_id, operator=False)``: an ``APIClient`` sending a real access token (none for
   ``None``); ``anon``, ``owner`` (``OWNER_ID``), ``other`` (``OTHER_ID``), ``operator`` (``OPERATOR_ID``).
 - ``upstream_fixture(setting)``: a fixture yielding a ``FakeUpstream`` that ``setting`` points at.
+- ``terminate_database_session()``: ends this thread's PostgreSQL session (or another's) from outside.
 """
 
 from __future__ import annotations
@@ -120,6 +121,22 @@ def upstream_fixture(setting: str) -> Any:
             yield upstream
 
     return fake_upstream
+
+
+def terminate_database_session(backend_pid: int | None = None) -> None:
+    """End a PostgreSQL session from another connection, as a database restart would; by default this thread's."""
+    import psycopg
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    if backend_pid is None:
+        connection.ensure_connection()
+        backend_pid = connection.connection.info.backend_pid
+    with psycopg.connect(
+        host=params.get("host"), port=params.get("port"), user=params.get("user"), dbname=params["dbname"],
+        autocommit=True,
+    ) as other:  # fmt: skip
+        other.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
 
 
 def sessions_revoked_event(user_id: int, generation: int) -> Any:

@@ -21,19 +21,21 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
 from servicekit import tracing, voter_policy
 from servicekit.conf import servicekit_settings
+from servicekit.db.reconnect import reopening_once
 from servicekit.errors import Conflict, Problem, UnprocessableEntity
 from servicekit.events import emit
 from servicekit.events.event import Event
 from servicekit.events.models import OutboxEvent
 from servicekit.events.outbox import current_traceparent, request_relay
 from servicekit.events.registry import get_registry
+from servicekit.memo import Memo
 from servicekit.principal import Principal
 from servicekit.replicas import poll_is_open, poll_state, replica_apply, replica_apply_many, replica_get_or_fetch
 from votes.clients import choices_client, polls_client
@@ -259,19 +261,11 @@ def _execute_cast(params: dict[str, Any]) -> _Attempt:
 
 
 def _cast_in_one_statement(vote: Vote, params: dict[str, Any]) -> _Attempt:
-    try:
-        attempt = _execute_cast(params)
-    except OperationalError:
-        # A connection that died since its last use (the health check is skipped for recently used
-        # ones): reconnect and run the statement once more. In autocommit the first run may have
-        # committed before the connection broke; then the retry inserts nothing (one vote per voter)
-        # and the vote's own id, chosen here, says it is ours.
-        if connection.in_atomic_block:
-            raise
-        connection.close()
-        attempt = _execute_cast(params)
-        if not attempt.inserted and Vote.objects.filter(pk=vote.id).exists():
-            attempt = attempt._replace(inserted=True)
+    attempt, again = reopening_once(lambda: _execute_cast(params))
+    if again and not attempt.inserted and Vote.objects.filter(pk=vote.id).exists():
+        # The first run committed before its connection broke; the second inserted nothing (one vote per voter),
+        # and the vote's own id, chosen here, says the vote in place is this one.
+        attempt = attempt._replace(inserted=True)
     if attempt.inserted:
         # Immediately in autocommit (the statement has committed); after the caller's commit otherwise.
         transaction.on_commit(request_relay)
@@ -312,8 +306,7 @@ def _cast_with_the_orm(vote: Vote) -> _Attempt:
 
 # The voter policy of each poll seen open or closed: fixed from then on (only a draft's policy can change),
 # so a process reads it once per poll and a warm vote reads nothing for it.
-_settled_policies: dict[uuid.UUID, dict[str, Any] | None] = {}
-SETTLED_POLICIES_SIZE = 4096
+_settled_policies: Memo[uuid.UUID, dict[str, Any] | None] = Memo(4096)
 
 
 def _voter_refusal(*, poll_id: uuid.UUID, claims: Mapping[str, Any]) -> str | None:
@@ -321,21 +314,11 @@ def _voter_refusal(*, poll_id: uuid.UUID, claims: Mapping[str, Any]) -> str | No
     if poll_id in _settled_policies:
         policy = _settled_policies[poll_id]
     else:
-        replica = PollReplica.objects.filter(pk=poll_id).values_list("status", "voter_policy")
-        try:
-            row = replica.first()
-        except OperationalError:
-            # As for the vote's statement: a connection that died since its last use is reopened once.
-            if connection.in_atomic_block:
-                raise
-            connection.close()
-            row = replica.first()
+        # The first statement of a vote: a connection that died since its last use is reopened once.
+        row, _ = reopening_once(PollReplica.objects.filter(pk=poll_id).values_list("status", "voter_policy").first)
         if row is None or row[0] == PollReplica.Status.DRAFT:
             return None  # unknown or not open yet: the attempt refuses or fetches, and asks again
-        policy = row[1]
-        if len(_settled_policies) >= SETTLED_POLICIES_SIZE:
-            _settled_policies.clear()
-        _settled_policies[poll_id] = policy
+        policy = _settled_policies.remember(poll_id, row[1])
     return voter_policy.refusal(policy, claims)
 
 

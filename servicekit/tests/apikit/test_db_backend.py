@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-import psycopg
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connections
 from django.test import RequestFactory
+
+from servicekit.testing_fixtures import terminate_database_session
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("apikit.views")]
 
@@ -82,19 +83,10 @@ def test_without_grace_every_request_checks_its_connection(client, usable_calls,
     assert len(usable_calls) == 3
 
 
-def _terminate(backend_pid: int) -> None:
-    params = connection.get_connection_params()
-    with psycopg.connect(
-        host=params.get("host"), port=params.get("port"), user=params.get("user"), dbname=params["dbname"],
-        autocommit=True,
-    ) as other:  # fmt: skip
-        other.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
-
-
 def test_a_connection_lost_inside_the_grace_costs_one_503_then_reconnects(client, grace) -> None:
     grace(60.0)
     assert client.get("/api/v1/groups/").status_code == 200
-    _terminate(connection.connection.info.backend_pid)
+    terminate_database_session()
 
     lost = client.get("/api/v1/groups/")
     assert lost.status_code == 503
@@ -103,3 +95,37 @@ def test_a_connection_lost_inside_the_grace_costs_one_503_then_reconnects(client
     assert lost.json()["status"] == 503 and "database" in lost.json()["detail"]
 
     assert client.get("/api/v1/groups/").status_code == 200
+
+
+def test_reopening_once_runs_a_statement_again_on_a_new_connection() -> None:
+    from servicekit.db.reconnect import reopening_once
+
+    def backend() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return int(cursor.fetchone()[0])
+
+    first, again = reopening_once(backend)
+    assert not again
+    terminate_database_session(first)
+    second, again = reopening_once(backend)
+    assert again and second != first  # the dead connection was closed, the statement ran on a new one
+
+
+def test_reopening_once_inside_a_transaction_raises() -> None:
+    from django.db import OperationalError, transaction
+
+    from servicekit.db.reconnect import reopening_once
+
+    terminate_database_session()
+    calls = []
+
+    def select() -> None:
+        calls.append(1)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    with pytest.raises(OperationalError), transaction.atomic():
+        reopening_once(select)
+    assert calls == [1]  # the transaction's work is lost with its connection: not run again
+    connection.close()

@@ -9,8 +9,9 @@ from django.test.utils import CaptureQueriesContext
 
 from servicekit import sessions
 from servicekit.events.models import OutboxEvent
+from servicekit.testing_fixtures import terminate_database_session
 from votes.models import Vote
-from votes.services import _voter_refusal
+from votes.services import _settled_policies, _voter_refusal
 from votes.tests.conftest import choices_of
 
 pytestmark = pytest.mark.django_db
@@ -135,28 +136,19 @@ def test_refusals_with_warm_replicas_cost_the_one_statement(voter, open_poll, ca
     assert not Vote.objects.exists() and not OutboxEvent.objects.exists()
 
 
-def _terminate_this_connection() -> None:
-    """Kill this process's PostgreSQL session from another connection (what a restart does to it)."""
-    import psycopg
-
-    params = connection.get_connection_params()
-    backend_pid = connection.connection.info.backend_pid
-    with psycopg.connect(
-        host=params.get("host"), port=params.get("port"), user=params.get("user"), dbname=params["dbname"],
-        autocommit=True,
-    ) as other:  # fmt: skip
-        other.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
-
-
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path is PostgreSQL's")
 @pytest.mark.django_db(transaction=True)
-def test_a_vote_on_a_connection_lost_since_its_last_use_is_retried_once(open_poll):
+@pytest.mark.parametrize("policy", ["read", "warm"])  # the first statement: the policy read, or the vote's own
+def test_a_vote_on_a_connection_lost_since_its_last_use_is_retried_once(open_poll, policy):
     from servicekit.principal import Principal
     from votes.services import vote_cast
 
     choice = choices_of(open_poll)[0]
-    connection.ensure_connection()
-    _terminate_this_connection()
+    if policy == "warm":
+        _voter_refusal(poll_id=open_poll.id, claims={})
+    else:
+        _settled_policies.pop(open_poll.id, None)
+    terminate_database_session()
     vote = vote_cast(actor=Principal(id=4242, username="v"), poll_id=open_poll.id, choice_id=choice.id)
     assert Vote.objects.get().id == vote.id
     assert list(OutboxEvent.objects.values_list("aggregate_id", flat=True)) == [str(vote.id)]
