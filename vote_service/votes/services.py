@@ -213,8 +213,8 @@ _POLL, _CHOICE, _VOTE, _OUTBOX = (
 # - ``vote`` inserts only if the poll is open and the choice is one of its live choices; ON CONFLICT
 #   on the one-vote constraint makes a double vote insert nothing (no exception, no extra lookup).
 # - ``event`` inserts the outbox row (envelope built in Python) only for an inserted vote.
-# - The result maps every refusal: unknown poll or choice (fetch, retry), draft, not open, wrong poll,
-#   already voted.
+# - The result maps every refusal: unknown choice (fetch, retry), not open, wrong poll, already voted. The
+#   statement runs only for a poll whose voter policy is settled (``_cast_attempts``).
 _CAST_SQL = f"""
 WITH poll AS MATERIALIZED (
     SELECT status, (status = 'open' AND (closes_at IS NULL OR closes_at > %(now)s)) AS is_open
@@ -309,17 +309,23 @@ def _cast_with_the_orm(vote: Vote) -> _Attempt:
 _settled_policies: Memo[uuid.UUID, dict[str, Any] | None] = Memo(4096)
 
 
-def _voter_refusal(*, poll_id: uuid.UUID, claims: Mapping[str, Any]) -> str | None:
-    """Why the token's holder may not vote in ``poll_id`` (``servicekit.voter_policy``), or None."""
+class _PolicyRead(NamedTuple):
+    known: bool  # the replica holds the poll
+    settled: bool  # seen open or closed here: the policy is fixed (only a draft's policy can change)
+    policy: dict[str, Any] | None
+
+
+def _poll_policy(poll_id: uuid.UUID) -> _PolicyRead:
+    """The voter policy (``servicekit.voter_policy``) of ``poll_id`` as this service's replica holds it."""
     if poll_id in _settled_policies:
-        policy = _settled_policies[poll_id]
-    else:
-        # The first statement of a vote: a connection that died since its last use is reopened once.
-        row, _ = reopening_once(PollReplica.objects.filter(pk=poll_id).values_list("status", "voter_policy").first)
-        if row is None or row[0] == PollReplica.Status.DRAFT:
-            return None  # unknown or not open yet: the attempt refuses or fetches, and asks again
-        policy = _settled_policies.remember(poll_id, row[1])
-    return voter_policy.refusal(policy, claims)
+        return _PolicyRead(True, True, _settled_policies[poll_id])
+    # The first statement of a vote: a connection that died since its last use is reopened once.
+    row, _ = reopening_once(PollReplica.objects.filter(pk=poll_id).values_list("status", "voter_policy").first)
+    if row is None:
+        return _PolicyRead(False, False, None)
+    if row[0] == PollReplica.Status.DRAFT:
+        return _PolicyRead(True, False, row[1])
+    return _PolicyRead(True, True, _settled_policies.remember(poll_id, row[1]))
 
 
 def vote_cast(
@@ -328,8 +334,8 @@ def vote_cast(
     """Record the actor's vote; 409 if they already voted in this poll, 422 if the poll or choice forbid it,
     403 if the poll's voter policy does not admit the actor's token ``claims``.
 
-    A replica miss (unknown poll or choice, or a poll still ``draft`` here) is fetched from its owner,
-    stored by version, and the attempt repeated once.
+    A replica miss (unknown poll or choice, or a poll still ``draft`` here) is fetched from its owner and
+    stored by version, once each: a poll's before the vote's statement, a choice's after it found none.
     """
     now = timezone.now()
     vote = Vote(id=uuid.uuid4(), poll_id=poll_id, choice_id=choice_id, voter_id=actor.id)
@@ -379,7 +385,23 @@ def _cast_attempts(
     """Run ``attempt`` until the vote is in, fetching a missing replica once each; raise the refusal."""
     fetched: set[str] = set()
     while True:
-        refused = _voter_refusal(poll_id=poll_id, claims=claims)
+        read = _poll_policy(poll_id)
+        if not read.settled:
+            # Unknown here or still a draft: ask polls_service before any attempt. An attempt now could see the
+            # poll open (its poll.opened landing meanwhile) under a policy nobody checked against this voter.
+            if "poll" in fetched:
+                if not read.known:
+                    raise _poll_not_found()
+                raise UnprocessableEntity("The poll is not open for voting.", code="poll-not-open")
+            fetched.add("poll")
+            if read.known:
+                replica = poll_replica_fetch(poll_id=poll_id)
+            else:
+                replica = poll_replica_get_or_fetch(poll_id=poll_id)
+            if replica is None:
+                raise _poll_not_found()
+            continue
+        refused = voter_policy.refusal(read.policy, claims)
         if refused:
             raise Problem(refused, status=403, code="voter-not-admitted")
         seen = attempt()
@@ -387,18 +409,7 @@ def _cast_attempts(
             vote._state.adding = False
             vote._state.db = connection.alias
             return vote
-        if seen.status is None:
-            if "poll" in fetched or poll_replica_get_or_fetch(poll_id=poll_id) is None:
-                raise _poll_not_found()
-            fetched |= {"poll", "draft"}  # just fetched: a draft is a draft
-            continue
-        if seen.status == PollReplica.Status.DRAFT and "draft" not in fetched:
-            # Possibly just opened, its event still on the way: ask once (never on the path of a warm open poll).
-            fetched.add("draft")
-            if poll_replica_fetch(poll_id=poll_id) is None:
-                raise _poll_not_found()
-            continue
-        if seen.status == PollReplica.Status.DELETED:
+        if seen.status in (None, PollReplica.Status.DELETED):
             raise _poll_not_found()
         if not seen.is_open:
             raise UnprocessableEntity("The poll is not open for voting.", code="poll-not-open")

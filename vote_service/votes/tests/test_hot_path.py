@@ -11,7 +11,7 @@ from servicekit import sessions
 from servicekit.events.models import OutboxEvent
 from servicekit.testing_fixtures import terminate_database_session
 from votes.models import Vote
-from votes.services import _settled_policies, _voter_refusal
+from votes.services import _poll_policy, _settled_policies
 from votes.tests.conftest import choices_of
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +45,7 @@ def test_an_open_polls_voter_policy_is_read_once_per_process(client_for, open_po
 def test_casting_a_vote_with_warm_replicas(voter, open_poll, settings):
     settings.POLLS_INTERNAL_URL = settings.CHOICE_INTERNAL_URL = "http://127.0.0.1:9"  # any call would fail
     choice = choices_of(open_poll)[0]
-    _voter_refusal(poll_id=open_poll.id, claims={})  # the open poll's voter policy, read once per process
+    _poll_policy(open_poll.id)  # the open poll's voter policy, read once per process
     with CaptureQueriesContext(connection) as context:
         response = voter.post("/api/v1/votes/", {"poll": str(open_poll.id), "choice": str(choice.id)}, format="json")
     assert response.status_code == 201
@@ -127,7 +127,7 @@ def test_refusals_with_warm_replicas_cost_the_one_statement(voter, open_poll, ca
         choice = ChoiceReplicaFactory(poll_id=PollReplicaFactory(status="open").id)
     else:
         PollReplica.objects.filter(pk=open_poll.pk).update(status="deleted")
-    _voter_refusal(poll_id=open_poll.id, claims={})  # warm, like the replicas
+    _poll_policy(open_poll.id)  # warm, like the replicas
     with CaptureQueriesContext(connection) as context:
         response = voter.post("/api/v1/votes/", {"poll": str(open_poll.id), "choice": str(choice.id)}, format="json")
     assert response.status_code == status and response.json()["type"].endswith(f"/{code}")
@@ -145,7 +145,7 @@ def test_a_vote_on_a_connection_lost_since_its_last_use_is_retried_once(open_pol
 
     choice = choices_of(open_poll)[0]
     if policy == "warm":
-        _voter_refusal(poll_id=open_poll.id, claims={})
+        _poll_policy(open_poll.id)
     else:
         _settled_policies.pop(open_poll.id, None)
     terminate_database_session()

@@ -98,3 +98,27 @@ def test_a_seal_keeps_the_policy(client_for) -> None:
     command = {"version": poll.version + 1, "owner_id": OWNER_ID, "status": "closed", "closes_at": None}
     assert sealer.put(f"/internal/polls/{poll.id}/state/", command, format="json").status_code == 200
     assert PollReplica.objects.get(pk=poll.id).voter_policy == {"min_account_age_days": 5}
+
+
+def test_an_open_landing_between_the_policy_read_and_the_vote_admits_nobody_the_policy_refuses(
+    fake_polls, monkeypatch
+) -> None:
+    # The replica still holds the draft when the vote reads its policy; poll.opened lands right after that read.
+    # The vote must not go in on the strength of a policy read from a draft.
+    from votes import services
+
+    policy = {"roles": ["operator"]}
+    poll = PollReplicaFactory(owner_id=OWNER_ID, status="draft", voter_policy=policy)
+    ChoiceReplicaFactory(poll_id=poll.id, position=0)
+    state = {"id": str(poll.id), "owner_id": OWNER_ID, "status": "open", "closes_at": None, "voter_policy": policy}
+    fake_polls.respond(f"/internal/polls/{poll.id}/", {**state, "version": poll.version + 1})
+    read_policy = services._poll_policy
+
+    def read_then_open(poll_id):
+        read = read_policy(poll_id)
+        PollReplica.objects.filter(pk=poll_id).update(status="open", version=poll.version + 1)
+        return read
+
+    monkeypatch.setattr(services, "_poll_policy", read_then_open)
+    assert "operator" in refused(vote(poll, roles=["user"]))
+    assert not Vote.objects.filter(poll_id=poll.id).exists()
