@@ -176,6 +176,10 @@ def _poll_not_found() -> UnprocessableEntity:
     return UnprocessableEntity("The poll does not exist.", code="poll-not-found", errors={"poll": ["Unknown poll."]})
 
 
+def _poll_not_open(detail: str = "The poll is not open for voting.") -> UnprocessableEntity:
+    return UnprocessableEntity(detail, code="poll-not-open")
+
+
 def _choice_not_in_poll() -> UnprocessableEntity:
     return UnprocessableEntity(
         "The choice does not belong to this poll.",
@@ -390,9 +394,7 @@ def _cast_attempts(
             # Unknown here or still a draft: ask polls_service before any attempt. An attempt now could see the
             # poll open (its poll.opened landing meanwhile) under a policy nobody checked against this voter.
             if "poll" in fetched:
-                if not read.known:
-                    raise _poll_not_found()
-                raise UnprocessableEntity("The poll is not open for voting.", code="poll-not-open")
+                raise _poll_not_open() if read.known else _poll_not_found()
             fetched.add("poll")
             if read.known:
                 replica = poll_replica_fetch(poll_id=poll_id)
@@ -412,7 +414,7 @@ def _cast_attempts(
         if seen.status in (None, PollReplica.Status.DELETED):
             raise _poll_not_found()
         if not seen.is_open:
-            raise UnprocessableEntity("The poll is not open for voting.", code="poll-not-open")
+            raise _poll_not_open()
         if seen.choice_poll is None and "choice" not in fetched:
             fetched.add("choice")
             choice = choice_replica_get_or_fetch(choice_id=choice_id)
@@ -445,7 +447,7 @@ def _lock_open_poll(*, poll_id: uuid.UUID, refused: str) -> None:
     if status is None or status == PollReplica.Status.DELETED:
         raise _poll_not_found()
     if not is_open:
-        raise UnprocessableEntity(refused, code="poll-not-open")
+        raise _poll_not_open(refused)
 
 
 def _own_vote_for_update(*, actor: Principal, vote_id: uuid.UUID) -> Vote:
