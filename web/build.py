@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the browser client: web/src -> web/dist with content-hashed asset names.
 
-    python3 web/build.py            # from anywhere; writes web/dist/
+    python3 web/build.py            # from anywhere; writes web/dist/ (in place, see publish)
 
 ES modules are kept as modules (no bundler, no npm): each module's relative imports are rewritten
 to the hashed names of its dependencies (dependencies first, so a change to one module renames
@@ -118,9 +118,33 @@ def build(dest: Path = DIST) -> dict[str, str]:
     (tmp / "index.html").write_text(html, encoding="utf-8")
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
+    publish(tmp, dest)
     return manifest
+
+
+def publish(tmp: Path, dest: Path) -> None:
+    """Move a finished build from ``tmp`` into ``dest`` without a moment in which a served file is missing.
+
+    The gateways of every running stack serve ``dest`` while another stack's start-up rebuilds it (the test
+    lanes start stacks beside the browser tests), so ``dest`` is never removed: the hashed assets go in
+    first, each by an atomic rename and only when new or changed, then ``index.html`` and the manifest,
+    which name them; files that the new build no longer names go last.
+    """
+    if not dest.is_dir():
+        tmp.rename(dest)
+        return
+    built = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
+    entry_points = {Path("index.html"), Path("manifest.json")}
+    for rel in [r for r in built if r not in entry_points] + sorted(entry_points):
+        target = dest / rel
+        if target.is_file() and target.read_bytes() == (tmp / rel).read_bytes():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (tmp / rel).replace(target)
+    keep = set(built)
+    for stale in sorted(p for p in dest.rglob("*") if p.is_file() and p.relative_to(dest) not in keep):
+        stale.unlink()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
