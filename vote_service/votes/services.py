@@ -332,6 +332,10 @@ def _poll_policy(poll_id: uuid.UUID) -> _PolicyRead:
     return _PolicyRead(True, True, _settled_policies.remember(poll_id, row[1]))
 
 
+def _poll_status(poll_id: uuid.UUID) -> str | None:
+    return PollReplica.objects.filter(pk=poll_id).values_list("status", flat=True).first()
+
+
 def vote_cast(
     *, actor: Principal, poll_id: uuid.UUID, choice_id: uuid.UUID, claims: Mapping[str, Any] | None = None
 ) -> Vote:
@@ -405,6 +409,9 @@ def _cast_attempts(
             continue
         refused = voter_policy.refusal(read.policy, claims)
         if refused:
+            # The memo outlives a deletion: a deleted poll is "poll-not-found" to everyone, refused voters too.
+            if _poll_status(poll_id) in (None, PollReplica.Status.DELETED):
+                raise _poll_not_found()
             raise Problem(refused, status=403, code="voter-not-admitted")
         seen = attempt()
         if seen.inserted:

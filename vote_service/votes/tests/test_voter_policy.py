@@ -122,3 +122,15 @@ def test_an_open_landing_between_the_policy_read_and_the_vote_admits_nobody_the_
     monkeypatch.setattr(services, "_poll_policy", read_then_open)
     assert "operator" in refused(vote(poll, roles=["user"]))
     assert not Vote.objects.filter(poll_id=poll.id).exists()
+
+
+def test_a_deleted_poll_is_not_found_for_voters_its_remembered_policy_refuses_too() -> None:
+    poll = poll_with({"roles": ["operator"]})
+    refused(vote(poll, user_id=706, roles=["user"]))  # the policy is remembered from here on
+    PollReplica.objects.filter(pk=poll.id).update(status="deleted", version=poll.version + 1)
+    for claims in ({"user_id": 706, "roles": ["user"]}, {"user_id": 707, "roles": ["operator"]}):
+        response = vote(poll, **claims)
+        assert response.status_code == 422, response.content
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["type"].endswith("/poll-not-found")  # what a poll never seen answers
+    assert not Vote.objects.filter(poll_id=poll.id).exists()
