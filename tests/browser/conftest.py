@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -91,7 +92,7 @@ def browser(ca_bundle: Path | None) -> Browser:
 
 
 class PageProblems:
-    """Console errors, CSP violations and uncaught exceptions seen by a page."""
+    """Console errors, CSP violations, uncaught exceptions and failed loads of the client's own files seen by a page."""
 
     def __init__(self) -> None:
         self.messages: list[str] = []
@@ -102,11 +103,28 @@ class PageProblems:
             "console",
             lambda msg: self.messages.append(f"console {msg.type}: {msg.text}") if self.unexpected(msg) else None,
         )
+        # A module that fails to load leaves the page on "Loading…" with nothing in the console but a 4xx line
+        # (ignored above): name the file, so such a failure says what went missing instead of timing out blind.
+        page.on("response", self.client_file_answered)
+        page.on("requestfailed", self.client_file_failed)
+
+    def client_file_answered(self, response) -> None:
+        if response.status >= 400 and self.client_file(response.url):
+            self.messages.append(f"client file {response.url} answered {response.status}")
+
+    def client_file_failed(self, request) -> None:
+        if self.client_file(request.url) and request.failure != "net::ERR_ABORTED":  # ABORTED: a reload cancelled it
+            self.messages.append(f"client file {request.url} failed: {request.failure}")
 
     @staticmethod
     def unexpected(msg) -> bool:
         # Chromium logs every 4xx response; those are the API answering and the page shows them.
         return msg.type == "error" and not re.search(r"status of 4\d\d", msg.text)
+
+    @staticmethod
+    def client_file(url: str) -> bool:
+        """The page itself and its assets, as opposed to the API calls it makes."""
+        return not urlsplit(url).path.startswith(("/api/", "/oauth/", "/.well-known/"))
 
 
 @pytest.hookimpl(hookwrapper=True)

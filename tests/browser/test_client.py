@@ -406,3 +406,26 @@ def test_a_401_mid_session_returns_to_login_and_back(open_page, base_url):
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", level=1, name=question)).to_be_visible()  # back where the user was
+
+
+def test_a_client_file_that_fails_to_load_is_reported_by_name(browser, base_url):
+    # The page's own files are checked in every test (conftest.PageProblems): a module answered 404 leaves the
+    # page on "Loading…" with only an ignored 4xx console line, so the report must name the file.
+    from .conftest import PageProblems
+
+    context = browser.new_context(base_url=base_url)
+    try:
+        page = context.new_page()
+        problems = PageProblems()
+        problems.watch(page)
+        page.route("**/assets/js/dom.*.js", lambda route: route.fulfill(status=404, body="gone"))
+        page.goto("/#/polls")
+        expect(page.locator("main .loading")).to_have_text("Loading…")  # the entry module never ran
+        deadline = time.monotonic() + 10
+        while not problems.messages and time.monotonic() < deadline:
+            page.wait_for_timeout(50)
+        missing = re.compile(r"client file \S+/assets/js/dom\.[0-9a-f]{12}\.js answered 404")
+        assert any(missing.search(message) for message in problems.messages), problems.messages
+        expect(page.locator("#nav li")).to_have_count(0)
+    finally:
+        context.close()
